@@ -1,0 +1,54 @@
+"""One exception family, so users can catch every graphc error with one clause.
+
+Each error message names the node, its op and the shapes or dtypes involved,
+because the person reading it has to find the offending line in their model.
+"""
+
+
+class GraphcError(Exception):
+    """Base class of every error graphc raises on bad input."""
+
+
+class UnknownOpError(GraphcError):
+    pass
+
+
+class ArityError(GraphcError):
+    pass
+
+
+class ShapeError(GraphcError):
+    pass
+
+
+class DTypeError(GraphcError):
+    pass
+
+
+class GraphCycleError(GraphcError):
+    pass
+
+
+class DuplicateNameError(GraphcError):
+    pass
+
+
+class DisconnectedOutputError(GraphcError):
+    pass
+
+
+class NonScalarLossError(GraphcError):
+    pass
+
+
+class CallError(GraphcError):
+    """A compiled or interpreted graph was called with missing or ill-shaped arrays."""
+
+
+class NumericError(GraphcError):
+    """NaN or Inf appeared where the user asked graphc to check for it."""
+
+
+def where(node_name, op, detail):
+    """Format the one-line message every graphc error uses: node, op, then what is wrong."""
+    return f"node '{node_name}' ({op}): {detail}"

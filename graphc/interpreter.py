@@ -1,0 +1,103 @@
+"""The reference semantics: walk the topological order and apply each op's NumPy
+reference.  Every backend is tested against this."""
+import numpy as np
+
+from graphc import shapes as S
+from graphc.errors import CallError, NumericError, where
+from graphc.ops.registry import get
+
+
+def bind_feeds(graph, feeds):
+    """Check fed arrays against the graph's inputs and params; bind symbolic dims.
+
+    Returns ({node: array}, {dim name: size}).  Raises CallError naming the
+    input, its declared shape and dtype, and what was passed.
+    """
+    leaves = {graph.name_of(n): n for n in graph.nodes_with_op("input", "param")}
+    unknown = sorted(set(feeds) - set(leaves))
+    if unknown:
+        raise CallError(f"unexpected argument(s) {', '.join(unknown)}; graph {graph.name!r} takes {', '.join(leaves)}")
+    missing = [name for name in leaves if name not in feeds]
+    if missing:
+        raise CallError(f"missing argument(s) {', '.join(missing)} for graph {graph.name!r}")
+    values, dims = {}, {}
+    for name, n in leaves.items():
+        values[n] = _check_array(graph, n, feeds[name], dims)
+    return values, dims
+
+
+def _check_array(graph, n, value, dims):
+    declared, dtype = graph.shape(n), graph.dtype(n)
+    label = f"{graph.op(n)} '{graph.name_of(n)}' {S.fmt(declared)} {dtype}"
+    if isinstance(value, np.ndarray):
+        if value.dtype.name != dtype:
+            raise CallError(f"{label}: got dtype {value.dtype.name}; cast it with .astype('{dtype}')")
+        arr = value
+    else:
+        try:
+            arr = np.asarray(value, dtype=dtype)
+        except (TypeError, ValueError) as e:
+            raise CallError(f"{label}: cannot convert {type(value).__name__} ({e})") from None
+    reason = S.unify(declared, arr.shape, dims)
+    if reason:
+        raise CallError(f"{label}: {reason}")
+    return arr
+
+
+def bound_attrs(attrs, dims):
+    """Attrs with symbolic `shape` entries replaced by their bound sizes."""
+    if "shape" in attrs:
+        return {**attrs, "shape": S.bind(attrs["shape"], dims)}
+    return attrs
+
+
+def run_node(graph, n, values, dims):
+    data = graph.node(n)
+    args = [values[o] for o in graph.operands(n)]
+    with np.errstate(all="ignore"):  # NaN/Inf are reported by check_finite, by node
+        return get(data["op"]).numpy_impl(*args, **bound_attrs(data["attrs"], dims))
+
+
+class Evaluation:
+    """Every node's value after one evaluation, readable by name."""
+
+    def __init__(self, graph, values):
+        self.graph, self.values = graph, values
+
+    def __getitem__(self, name):
+        return self.values[self.graph.find(name)]
+
+    @property
+    def outputs(self):
+        return {k: self.values[n] for k, n in self.graph.outputs.items()}
+
+    def grad(self, name):
+        """The gradient of the loss with respect to node `name`."""
+        return self.values[self.graph.grads[name]]
+
+    def edge(self, src, dst, pos=None):
+        """Upstream, local and downstream gradient on the edge src -> dst (names)."""
+        s, d = self.graph.find(src), self.graph.find(dst)
+        keys = [k for k in self.graph.edge_grads if k[0] == s and k[1] == d and (pos is None or k[2] == pos)]
+        if len(keys) != 1:
+            raise KeyError(f"edge {src} -> {dst}: {len(keys)} gradient records (pass pos=)")
+        rec = self.graph.edge_grads[keys[0]]
+        return {role: (None if v is None else self.values[v]) for role, v in rec.items()}
+
+
+def evaluate(graph, feeds=None, check_finite=False, **kw_feeds):
+    """Evaluate every node of `graph`; returns an Evaluation."""
+    feeds = dict(feeds or {}, **kw_feeds)
+    values, dims = bind_feeds(graph, feeds)
+    for n in graph.toposort():
+        if n not in values:
+            values[n] = np.asarray(run_node(graph, n, values, dims))
+            if check_finite:
+                _check_finite(graph, n, values[n])
+    return Evaluation(graph, values)
+
+
+def _check_finite(graph, n, value):
+    if value.dtype.kind == "f" and not np.all(np.isfinite(value)):
+        bad = "NaN" if np.isnan(value).any() else "Inf"
+        raise NumericError(where(graph.name_of(n), graph.op(n), f"produced {bad} (first node to do so)"))

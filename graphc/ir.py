@@ -1,0 +1,229 @@
+"""The graph IR: a thin, validated wrapper over a public networkx.MultiDiGraph.
+
+Nodes are ints.  Node attributes: op, attrs, shape, dtype, name, phase.
+Edges run operand -> user and carry `pos`, the operand position; a
+MultiDiGraph is needed so that `x * x` keeps both of its operand edges.
+"""
+import re
+
+import networkx as nx
+import numpy as np
+
+from graphc import shapes as S
+from graphc.errors import (ArityError, DisconnectedOutputError, DTypeError,
+                           DuplicateNameError, GraphCycleError, GraphcError,
+                           ShapeError, where)
+from graphc.ops import registry
+
+LEAF_OPS = ("input", "param", "const")
+NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]*$")
+SHORT_DTYPE = {"float64": "f64", "float32": "f32", "int64": "i64", "int32": "i32", "bool": "bool"}
+
+
+class Graph:
+    def __init__(self, name="graph"):
+        self.name = name
+        self.nx = nx.MultiDiGraph()
+        self.outputs = {}  # output name -> node id, in declaration order
+        self.grads = {}  # wrt name -> gradient node id (filled by autodiff)
+        self.edge_grads = {}  # (src, dst, pos) -> {"upstream", "local", "downstream"} node ids
+        self._next_id = 0
+        self._by_name = {}
+        self._auto_counts = {}
+
+    # ----- building -------------------------------------------------------
+    def add(self, op, operands=(), attrs=None, name=None, phase="forward"):
+        """Add a node after checking op, arity, shapes and dtypes; returns its id."""
+        opdef = registry.get(op)
+        attrs = dict(attrs or {})
+        operands = list(operands)
+        label = name or f"<new {op}>"
+        if len(operands) != opdef.arity:
+            raise ArityError(where(label, op, f"takes {opdef.arity} operand(s), got {len(operands)}"))
+        shape, dtype = self._infer(label, opdef, operands, attrs)
+        name = self._claim_name(name, op)
+        node = self._next_id
+        self._next_id += 1
+        self.nx.add_node(node, op=op, attrs=attrs, shape=shape, dtype=dtype, name=name, phase=phase)
+        for pos, src in enumerate(operands):
+            self.nx.add_edge(src, node, key=pos, pos=pos)
+        return node
+
+    def _infer(self, label, opdef, operands, attrs):
+        in_shapes = [self.shape(o) for o in operands]
+        in_dtypes = [self.dtype(o) for o in operands]
+        try:
+            shape = tuple(opdef.shape_rule(in_shapes, attrs))
+        except ShapeError as e:
+            raise ShapeError(where(label, opdef.name, str(e))) from None
+        try:
+            dtype = opdef.dtype_rule(in_dtypes, attrs)
+        except DTypeError as e:
+            raise DTypeError(where(label, opdef.name, str(e))) from None
+        return shape, dtype
+
+    def _claim_name(self, name, op):
+        if name is None:
+            while True:
+                k = self._auto_counts.get(op, 0) + 1
+                self._auto_counts[op] = k
+                name = f"{op}_{k}"
+                if name not in self._by_name:
+                    break
+        elif not NAME_RE.match(name):
+            raise GraphcError(f"node name {name!r} is not an identifier (letters, digits, '_' and '.')")
+        elif name in self._by_name:
+            raise DuplicateNameError(f"node name {name!r} is used twice (nodes {self._by_name[name]} and new {name})")
+        self._by_name[name] = self._next_id
+        return name
+
+    def rename(self, node, name):
+        """Give a node a readable name, e.g. the Python variable it was bound to."""
+        if name in self._by_name:
+            raise DuplicateNameError(f"node name {name!r} is already used by node {self._by_name[name]}")
+        if not NAME_RE.match(name):
+            raise GraphcError(f"node name {name!r} is not an identifier")
+        del self._by_name[self.nx.nodes[node]["name"]]
+        self._by_name[name] = node
+        self.nx.nodes[node]["name"] = name
+
+    def set_output(self, node, name=None):
+        name = name or self.nx.nodes[node]["name"]
+        self.outputs[name] = node
+
+    # ----- queries ----------------------------------------------------------
+    def node(self, n):
+        return self.nx.nodes[n]
+
+    def op(self, n):
+        return self.nx.nodes[n]["op"]
+
+    def shape(self, n):
+        return self.nx.nodes[n]["shape"]
+
+    def dtype(self, n):
+        return self.nx.nodes[n]["dtype"]
+
+    def name_of(self, n):
+        return self.nx.nodes[n]["name"]
+
+    def find(self, name):
+        """Node id by name."""
+        try:
+            return self._by_name[name]
+        except KeyError:
+            raise GraphcError(f"no node named {name!r} in graph {self.name!r}") from None
+
+    def operands(self, n):
+        """Operand node ids of n, in operand order."""
+        edges = sorted(self.nx.in_edges(n, data="pos"), key=lambda e: e[2])
+        return [src for src, _, _ in edges]
+
+    def users(self, n):
+        return [(dst, pos) for _, dst, pos in self.nx.out_edges(n, data="pos")]
+
+    def nodes_with_op(self, *ops):
+        return [n for n, op in self.nx.nodes(data="op") if op in ops]
+
+    @property
+    def inputs(self):
+        return self.nodes_with_op("input")
+
+    @property
+    def params(self):
+        return self.nodes_with_op("param")
+
+    def toposort(self):
+        """Nodes in a deterministic topological order; raises on a cycle."""
+        try:
+            return list(nx.lexicographical_topological_sort(self.nx))
+        except nx.NetworkXUnfeasible:
+            self._raise_cycle()
+
+    def _raise_cycle(self):
+        cycle = nx.find_cycle(self.nx)
+        path = [self.name_of(src) for src, *_ in cycle] + [self.name_of(cycle[0][0])]
+        first = cycle[0][1]
+        raise GraphCycleError(where(self.name_of(first), self.op(first), "the graph has a cycle: " + " -> ".join(path)))
+
+    # ----- validation -------------------------------------------------------
+    def validate(self):
+        """Check a graph that may have been built or edited by hand; raise on the first fault."""
+        self.toposort()
+        names = {}
+        for n, data in self.nx.nodes(data=True):
+            if data["name"] in names:
+                raise DuplicateNameError(f"node name {data['name']!r} is used by nodes {names[data['name']]} and {n}")
+            names[data["name"]] = n
+        for n in self.toposort():
+            self._validate_node(n)
+        self._validate_outputs()
+        return self
+
+    def _validate_node(self, n):
+        data = self.nx.nodes[n]
+        opdef = registry.get(data["op"])
+        positions = sorted(pos for _, _, pos in self.nx.in_edges(n, data="pos"))
+        if positions != list(range(opdef.arity)):
+            raise ArityError(where(data["name"], data["op"], f"takes {opdef.arity} operand(s), has edges at positions {positions}"))
+        shape, dtype = self._infer(data["name"], opdef, self.operands(n), data["attrs"])
+        if tuple(data["shape"]) != shape:
+            raise ShapeError(where(data["name"], data["op"], f"declared shape {S.fmt(data['shape'])} but operands give {S.fmt(shape)}"))
+        if data["dtype"] != dtype:
+            raise DTypeError(where(data["name"], data["op"], f"declared dtype {data['dtype']} but operands give {dtype}"))
+
+    def _validate_outputs(self):
+        if not self.outputs:
+            raise GraphcError(f"graph {self.name!r} has no outputs")
+        leaves = set(self.nodes_with_op("input", "param"))
+        for name, n in self.outputs.items():
+            if self.node(n)["phase"] == "backward":
+                continue  # a gradient may rightly be constant, e.g. d(3x)/dx
+            if n not in leaves and not (nx.ancestors(self.nx, n) & leaves):
+                raise DisconnectedOutputError(where(name, self.op(n), "output does not depend on any input or parameter"))
+
+    # ----- text form --------------------------------------------------------
+    def node_text(self, n):
+        d = self.nx.nodes[n]
+        ty = f"{SHORT_DTYPE.get(d['dtype'], d['dtype'])}[{','.join(str(s) for s in d['shape'])}]"
+        args = " ".join(self.name_of(o) for o in self.operands(n))
+        attrs = format_attrs(d["attrs"])
+        return f"{d['name']}:{ty} = {d['op']}{attrs}{(' ' + args) if args else ''}"
+
+    def to_text(self):
+        order = self.toposort()
+        leaves = [n for n in order if self.op(n) in ("input", "param")]
+        head = ", ".join(self.node_text(n).split(" = ")[0] for n in leaves)
+        body = [f"  {self.node_text(n)}" for n in order if self.op(n) not in ("input", "param")]
+        outs = ", ".join(k if self.name_of(n) == k else f"{k}={self.name_of(n)}" for k, n in self.outputs.items())
+        return "\n".join([f"{{ lambda {head} .", *body, f"  in ({outs}) }}"])
+
+    def __repr__(self):
+        return self.to_text()
+
+    def __len__(self):
+        return self.nx.number_of_nodes()
+
+    def copy(self):
+        new = Graph(self.name)
+        new.nx = self.nx.copy()
+        for n in new.nx.nodes:
+            new.nx.nodes[n]["attrs"] = dict(new.nx.nodes[n]["attrs"])
+        new.outputs = dict(self.outputs)
+        new.grads = dict(self.grads)
+        new.edge_grads = {k: dict(v) for k, v in self.edge_grads.items()}
+        new._next_id = self._next_id
+        new._by_name = dict(self._by_name)
+        new._auto_counts = dict(self._auto_counts)
+        return new
+
+
+def format_attrs(attrs):
+    if not attrs:
+        return ""
+    parts = []
+    for k, v in sorted(attrs.items()):
+        if isinstance(v, np.ndarray):
+            v = v.item() if v.size == 1 else f"array{S.fmt(v.shape)}"
+        parts.append(f"{k}={v}")
+    return "[" + " ".join(parts) + "]"

@@ -1,0 +1,84 @@
+"""Shape algebra with symbolic dimensions.
+
+A shape is a tuple whose entries are ints or strings; a string such as "N" is a
+symbolic dimension (the batch size) that is bound when the graph is called, so
+one graph serves every minibatch size.
+"""
+from math import prod
+
+from graphc.errors import ShapeError
+
+
+def fmt(shape):
+    """Render a shape the way error messages and the text form show it: (N, 3)."""
+    inner = ", ".join(str(d) for d in shape)
+    return f"({inner},)" if len(shape) == 1 else f"({inner})"
+
+
+def broadcast(*shapes):
+    """NumPy broadcasting, extended to symbolic dims (equal names match, 1 stretches)."""
+    rank = max(len(s) for s in shapes)
+    padded = [(1,) * (rank - len(s)) + tuple(s) for s in shapes]
+    out = []
+    for dims in zip(*padded):
+        wide = {d for d in dims if d != 1}
+        if len(wide) > 1:
+            raise ShapeError("cannot broadcast shapes " + " and ".join(fmt(s) for s in shapes))
+        out.append(wide.pop() if wide else 1)
+    return tuple(out)
+
+
+def normalize_axes(axes, rank):
+    """Turn None / int / negative axes into a sorted tuple of non-negative axes."""
+    if axes is None:
+        return tuple(range(rank))
+    if isinstance(axes, int):
+        axes = (axes,)
+    out = []
+    for a in axes:
+        if not -rank <= a < rank:
+            raise ShapeError(f"axis {a} is out of range for rank {rank}")
+        out.append(a % rank)
+    return tuple(sorted(set(out)))
+
+
+def reduced(shape, axes, keepdims):
+    """The shape left after reducing `axes` (already normalized)."""
+    if keepdims:
+        return tuple(1 if i in axes else d for i, d in enumerate(shape))
+    return tuple(d for i, d in enumerate(shape) if i not in axes)
+
+
+def same_size(a, b):
+    """True when two shapes hold the same number of elements, symbols included."""
+    syms_a = sorted(d for d in a if isinstance(d, str))
+    syms_b = sorted(d for d in b if isinstance(d, str))
+    ints_a = prod(d for d in a if isinstance(d, int))
+    ints_b = prod(d for d in b if isinstance(d, int))
+    return syms_a == syms_b and ints_a == ints_b
+
+
+def is_concrete(shape):
+    return all(isinstance(d, int) for d in shape)
+
+
+def bind(shape, dims):
+    """Replace symbolic dims by their bound sizes, e.g. ("N", 3) with {"N": 8} -> (8, 3)."""
+    return tuple(dims[d] if isinstance(d, str) else d for d in shape)
+
+
+def unify(declared, actual, dims):
+    """Match an actual array shape against a declared one, binding symbols into `dims`.
+
+    Returns None when it fits, or a reason string when it does not.
+    """
+    if len(declared) != len(actual):
+        return f"expected rank {len(declared)} {fmt(declared)}, got {fmt(actual)}"
+    for want, got in zip(declared, actual):
+        if isinstance(want, str):
+            bound = dims.setdefault(want, got)
+            if bound != got:
+                return f"dimension {want} is {bound} elsewhere but {got} here ({fmt(actual)})"
+        elif want != got:
+            return f"expected {fmt(declared)}, got {fmt(actual)}"
+    return None
