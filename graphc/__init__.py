@@ -22,5 +22,6 @@ from graphc.functional import (batch_norm, bce_loss, cross_entropy, dropout,  # 
                                gelu, l2_penalty, layer_norm, maxout, mse, silu,
                                swish)
 from graphc.autodiff import grad  # noqa: E402
+from graphc.ops.user import define_elementwise  # noqa: E402
 from graphc.interpreter import evaluate  # noqa: E402
 from graphc.runtime import Compiled, compile  # noqa: E402

@@ -10,6 +10,7 @@ import numpy as np
 
 from graphc import dsl as F
 from graphc import rewrite
+from graphc import shapes as S
 from graphc.errors import GraphcError, NonScalarLossError
 from graphc.ops.registry import FLOATS, get
 
@@ -34,9 +35,11 @@ def grad(graph, loss=None, wrt=None, seed=None, optimize=True):
 
     `wrt` defaults to the parameters, or to the float inputs when there are none.
     Returns a new Graph whose outputs are the original outputs plus `g_<name>`
-    for each name in `wrt`; `graph.grads` maps each name to its gradient node.
-    `seed` (the name of an input in `graph`) replaces the scalar 1 cotangent,
-    which makes the result a VJP of a non-scalar output.
+    for each name in `wrt` (`g_<name>_2` when that output exists already, as
+    when a gradient graph is differentiated again); `graph.grads` maps each
+    name to its newest gradient node.  `seed` (the name of an input in
+    `graph`) replaces the scalar 1 cotangent, which makes the result a VJP of
+    a non-scalar output.
     """
     g = graph.copy()
     loss_node = _loss_node(g, loss)
@@ -78,7 +81,7 @@ def _seed(g, loss_node, seed):
     if g.shape(loss_node) != ():
         raise NonScalarLossError(
             f"node '{g.name_of(loss_node)}' ({g.op(loss_node)}): the loss must be a scalar, got shape "
-            f"{g.shape(loss_node)}; reduce it with sum or mean, or pass seed=")
+            f"{S.fmt(g.shape(loss_node))}; reduce it with sum or mean, or pass seed=")
     return F.constant(g, 1.0, g.dtype(loss_node), name=_fresh(g, "g_" + g.name_of(loss_node)))
 
 
@@ -86,7 +89,9 @@ def _relevant(g, order, loss_node, wrt_nodes):
     """Nodes that both depend on some wrt node and feed the loss: only they need cotangents."""
     reaches = set(wrt_nodes)
     for n in order:
-        if n not in reaches and any(o in reaches for o in g.operands(n)):
+        # Only through differentiable operands: count(x) or x > 0 carry no gradient.
+        diff = get(g.op(n)).differentiable
+        if n not in reaches and any(o in reaches for i, o in enumerate(g.operands(n)) if i in diff):
             reaches.add(n)
     feeds = {loss_node}
     for n in reversed(order):
@@ -199,4 +204,10 @@ def _try_rename(g, node, name):
 
 
 def _grad_name(g, n):
-    return "g_" + g.name_of(n)
+    """g_<name>, made unique among the outputs so differentiating twice keeps both."""
+    base = name = "g_" + g.name_of(n)
+    k = 1
+    while name in g.outputs:
+        k += 1
+        name = f"{base}_{k}"
+    return name

@@ -51,7 +51,11 @@ class Value:
     def __bool__(self):
         raise GraphcError(f"node '{self.name}' ({self.op}): a symbolic value has no truth value; use gc.where for data-dependent choices")
 
+    # == and != build mask nodes like the other comparisons (as in JAX); hashing
+    # stays by identity so values still work as dict keys.
     __hash__ = object.__hash__
+    __eq__ = lambda a, b: eq(a, b)
+    __ne__ = lambda a, b: ne(a, b)
     __add__ = lambda a, b: add(a, b)
     __radd__ = lambda a, b: add(b, a)
     __sub__ = lambda a, b: sub(a, b)
@@ -134,7 +138,9 @@ def _lift(values):
     for v in values:
         if not isinstance(v, Value):
             arr = np.asarray(v)
-            v = constant(graph, arr, dtype if arr.dtype.kind in "biuf" and arr.dtype.name not in FLOATS else arr.dtype)
+            # Python and NumPy scalars adopt the dtype; a float array keeps its own.
+            keep = arr.dtype.kind not in "biuf" or (isinstance(v, np.ndarray) and arr.dtype.name in FLOATS)
+            v = constant(graph, arr, arr.dtype if keep else dtype)
         elif v.dtype == "bool":
             v = cast(v, dtype)
         out.append(v)

@@ -57,34 +57,58 @@ def _cse_key(g, n):
         # derivative "1" read as the seed gradient "g_f" in emitted code.
         return None if v.ndim == 0 else ("const", v.dtype.str, v.shape, v.tobytes())
     attrs = tuple(sorted((k, repr(v)) for k, v in data["attrs"].items()))
-    return (data["op"], attrs, tuple(g.operands(n)))
+    return (data["op"], attrs, tuple(_operand_key(g, o) for o in g.operands(n)))
+
+
+def _operand_key(g, o):
+    """An operand as CSE sees it: scalar constants by value (each use has its own node)."""
+    data = g.node(o)
+    if data["op"] == "const":
+        v = np.asarray(data["attrs"]["value"])
+        if v.ndim == 0:
+            return ("scalar", v.dtype.str, v.tobytes())
+    return o
 
 
 def eliminate_common_subexpressions(g):
     """Merge nodes that compute the same op on the same operands."""
-    seen = {}
+    seen, merged = {}, {}
     for n in g.toposort():
         key = _cse_key(g, n)
         if key is None:
             continue
         if key in seen:
-            replace_uses(g, n, seen[key])
+            _redirect_edges(g, n, seen[key])
+            merged[n] = seen[key]
         else:
             seen[key] = n
+    _remap_records(g, merged)
+    for n in merged:
+        _remove(g, n)
 
 
 def replace_uses(g, old, new):
     """Point every use of `old` (edges, outputs, gradient records) at `new`; drop `old`."""
+    _redirect_edges(g, old, new)
+    _remap_records(g, {old: new})
+    _remove(g, old)
+
+
+def _redirect_edges(g, old, new):
     for _, dst, key, data in list(g.nx.out_edges(old, keys=True, data=True)):
         g.nx.add_edge(new, dst, key=key, **data)
-    g.outputs = {k: (new if v == old else v) for k, v in g.outputs.items()}
-    g.grads = {k: (new if v == old else v) for k, v in g.grads.items()}
-    for rec in g.edge_grads.values():
-        for role, v in rec.items():
-            if v == old:
-                rec[role] = new
-    g.edge_grads = {(new if s == old else s, d, p): r for (s, d, p), r in g.edge_grads.items()}
-    _remove(g, old)
+    g.nx.remove_edges_from(list(g.nx.out_edges(old, keys=True)))
+
+
+def _remap_records(g, mapping):
+    """Apply node replacements to outputs, grads and edge records in one pass (linear)."""
+    if not mapping:
+        return
+    m = lambda v: mapping.get(v, v)  # noqa: E731
+    g.outputs = {k: m(v) for k, v in g.outputs.items()}
+    g.grads = {k: m(v) for k, v in g.grads.items()}
+    g.edge_grads = {(m(s), m(d), p): {role: (None if v is None else m(v)) for role, v in rec.items()}
+                    for (s, d, p), rec in g.edge_grads.items()}
 
 
 def _remove(g, n):

@@ -45,8 +45,9 @@ def load_source(source, backend):
         tmp.write_text(source)
         os.replace(tmp, path)
     module_name = f"graphc_generated_{backend}_{digest}"
-    if module_name in sys.modules:
-        return sys.modules[module_name]
+    loaded = sys.modules.get(module_name)
+    if loaded is not None and loaded.__file__ == str(path):
+        return loaded  # reuse only a module loaded from this very file (the cache dir may change)
     spec = importlib.util.spec_from_file_location(module_name, path)
     module = importlib.util.module_from_spec(spec)
     sys.modules[module_name] = module
@@ -86,6 +87,6 @@ def compile(graph, backend="python", outputs=None):
     if backend != "python":
         raise ValueError(f"unknown backend {backend!r}; this version has 'python'")
     from graphc.codegen.python import emit
-    graph.validate()
+    graph.validate(outputs_need_inputs=False)  # rewrites may have folded an output to a constant
     source = emit(graph, outputs)
     return Compiled(graph, source, load_source(source, backend), backend)

@@ -58,6 +58,14 @@ TABLE = {
 }
 
 
+def register_expr(op, fn):
+    """Give an op defined elsewhere (e.g. a user op) an inline NumPy spelling.
+
+    `fn(operand expressions, attrs) -> expression`, like the entries above.
+    """
+    TABLE[op] = fn
+
+
 class Namer:
     """Map node names to distinct Python identifiers (dots become underscores)."""
 

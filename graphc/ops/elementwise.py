@@ -43,11 +43,11 @@ elementwise("pow", 2, np.power, lambda a, b: a ** b,
             lambda c, i: c.x[1] * c.x[0] ** (c.x[1] - 1.0) if i == 0 else c.out * c.F.log(c.x[0]),
             "a ** b", proof={"regions": [{0: POS}]})
 elementwise("maximum", 2, np.maximum, lambda a, b: sympy.Max(a, b),
-            lambda c, i: c.F.cast(c.x[i] > c.x[1 - i], c.dtype) + 0.5 * c.F.cast(c.x[0] == c.x[1], c.dtype),
+            lambda c, i: c.F.cast(c.x[i] > c.x[1 - i], c.dtype) + 0.5 * c.F.cast(c.F.eq(c.x[0], c.x[1]), c.dtype),
             "elementwise max; ties split the gradient evenly",
             proof={"regions": [{"gap": POS}, {"gap": NEG}]})
 elementwise("minimum", 2, np.minimum, lambda a, b: sympy.Min(a, b),
-            lambda c, i: c.F.cast(c.x[i] < c.x[1 - i], c.dtype) + 0.5 * c.F.cast(c.x[0] == c.x[1], c.dtype),
+            lambda c, i: c.F.cast(c.x[i] < c.x[1 - i], c.dtype) + 0.5 * c.F.cast(c.F.eq(c.x[0], c.x[1]), c.dtype),
             "elementwise min; ties split the gradient evenly",
             proof={"regions": [{"gap": POS}, {"gap": NEG}]})
 elementwise("neg", 1, np.negative, lambda a: -a, lambda c, i: c.const(-1.0), "-a")

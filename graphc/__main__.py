@@ -1,0 +1,6 @@
+"""`python -m graphc ...` is the same as the `graphc` command."""
+import sys
+
+from graphc.cli import main
+
+sys.exit(main())
