@@ -77,11 +77,6 @@ def cmd_emit(args):
 
 
 # ----- graphc verify ---------------------------------------------------------------
-def _passed(result):
-    ok = getattr(result, "ok", result)
-    return bool(ok)
-
-
 def cmd_verify(args):
     try:
         from graphc import verify
@@ -91,16 +86,13 @@ def cmd_verify(args):
         from graphc.ops.registry import OPS
         if args.op not in OPS:
             raise UsageError(f"unknown op {args.op!r}; `graphc ops` lists them")
-        results = {args.op: verify.prove_op(args.op)}
+        results = [verify.prove_op(args.op)]
     else:
         results = verify.prove_all()
-        if not isinstance(results, dict):
-            results = {getattr(r, "op", getattr(r, "name", str(i))): r for i, r in enumerate(results or [])}
-    failed = [name for name, r in results.items() if not _passed(r)]
-    width = max((len(name) for name in results), default=0)
-    for name, r in results.items():
-        status = getattr(r, "status", "proved" if _passed(r) else "failed")
-        print(f"{'ok  ' if _passed(r) else 'FAIL'} {name:<{width}}  {status:<18}  {getattr(r, 'detail', '')}".rstrip())
+    width = max((len(r.op) for r in results), default=0)
+    for r in results:
+        print(f"{'ok  ' if r.ok else 'FAIL'} {r.op:<{width}}  {r.status:<18}  {r.detail}".rstrip())
+    failed = [r.op for r in results if not r.ok]
     print(f"{len(results) - len(failed)} ok, {len(failed)} failed" + (f": {', '.join(failed)}" if failed else ""))
     return EXIT_FAILED if failed else EXIT_OK
 
@@ -150,6 +142,9 @@ def main(argv=None):
     args = make_parser().parse_args(argv)  # usage errors exit 2 here
     try:
         return args.fn(args)
+    except BrokenPipeError:  # e.g. `graphc ops | head`: the reader has all it wants
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+        return EXIT_OK
     except UsageError as e:
         if args.debug:
             raise

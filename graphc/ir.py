@@ -37,10 +37,10 @@ class Graph:
         opdef = registry.get(op)
         attrs = dict(attrs or {})
         operands = list(operands)
-        label = name or _describe_new(self, op, operands)
         if len(operands) != opdef.arity:
+            label = name or _describe_new(self, op, [o for o in operands if o in self.nx])
             raise ArityError(where(label, op, f"takes {opdef.arity} operand(s), got {len(operands)}"))
-        shape, dtype = self._infer(label, opdef, operands, attrs)
+        shape, dtype = self._infer(name, opdef, operands, attrs)
         name = self._claim_name(name, op)
         node = self._next_id
         self._next_id += 1
@@ -49,18 +49,17 @@ class Graph:
             self.nx.add_edge(src, node, key=pos, pos=pos)
         return node
 
-    def _infer(self, label, opdef, operands, attrs):
+    def _infer(self, name, opdef, operands, attrs):
+        """Shape and dtype from the op's rules; an error names the node (or, for a
+        new unnamed node, its expression and the user's source line: built only
+        on error, because walking the stack for every node is slow)."""
         in_shapes = [self.shape(o) for o in operands]
         in_dtypes = [self.dtype(o) for o in operands]
         try:
-            shape = tuple(opdef.shape_rule(in_shapes, attrs))
-        except ShapeError as e:
-            raise ShapeError(where(label, opdef.name, str(e))) from None
-        try:
-            dtype = opdef.dtype_rule(in_dtypes, attrs)
-        except DTypeError as e:
-            raise DTypeError(where(label, opdef.name, str(e))) from None
-        return shape, dtype
+            return tuple(opdef.shape_rule(in_shapes, attrs)), opdef.dtype_rule(in_dtypes, attrs)
+        except (ShapeError, DTypeError) as e:
+            label = name or _describe_new(self, opdef.name, operands)
+            raise type(e)(where(label, opdef.name, str(e))) from None
 
     def _claim_name(self, name, op):
         if name is None:
@@ -233,14 +232,14 @@ class Graph:
 
 def _describe_new(graph, op, operands):
     """Label an unnamed new node by its expression and the user's line that built it."""
-    args = ", ".join(graph.name_of(o) if o in graph.nx else str(o) for o in operands)
+    args = ", ".join(graph.name_of(o) for o in operands)
     return f"{op}({args})" + _user_line()
 
 
 def _user_line():
     import traceback
     package = __file__.rsplit("/", 1)[0]
-    for frame in reversed(traceback.extract_stack()[:-2]):
+    for frame in reversed(traceback.extract_stack()[:-3]):
         if not frame.filename.startswith(package):
             return f" at {frame.filename}:{frame.lineno}"
     return ""

@@ -1,4 +1,4 @@
-"""The `graphc` command line, run as a user would: in a subprocess."""
+"""The `graphc` command line: in a subprocess, as a user runs it, and in process for the quick cases."""
 import subprocess
 import sys
 from pathlib import Path
@@ -117,3 +117,12 @@ def test_verify_unknown_op_is_a_usage_error(capsys):
     assert run_main("verify", "no_such_op") == 2
     err = capsys.readouterr().err
     assert "unknown op" in err and err.count("\n") == 1
+
+
+def test_verify_failed_proof_exits_1(monkeypatch, capsys):
+    verify = pytest.importorskip("graphc.verify")
+    failing = verify.ProofResult("tanh", False, "g_x0[]: graph gives 3*v*x0, J^T v is 2*v*x0", status="failed")
+    monkeypatch.setattr(verify, "prove_op", lambda name: failing)
+    assert run_main("verify", "tanh") == 1
+    out = capsys.readouterr().out
+    assert out.startswith("FAIL tanh") and "0 ok, 1 failed: tanh" in out
