@@ -8,11 +8,6 @@ from graphc.gradcheck import gradcheck
 RNG = np.random.default_rng(11)
 
 
-@pytest.fixture(autouse=True)
-def _cache_dir(tmp_path, monkeypatch):
-    monkeypatch.setenv("GRAPHC_CACHE_DIR", str(tmp_path / "cache"))
-
-
 def test_fan_out_contributions_are_summed():
     def f(x):
         u = x * x          # x used twice here

@@ -9,6 +9,7 @@ import pytest
 import graphc as gc
 from graphc.codegen.python import emit
 from graphc.rewrite import live_nodes
+from tests.conftest import lecture
 
 RNG = np.random.default_rng(5)
 LINE = re.compile(r"^    (?P<lhs>\w+) = (?P<expr>.+?)  # (?P<ir>.+)$")
@@ -19,13 +20,6 @@ def cache(tmp_path, monkeypatch):
     root = tmp_path / "graphc-cache"
     monkeypatch.setenv("GRAPHC_CACHE_DIR", str(root))
     return root
-
-
-def lecture(x1, x2, x3, x4):
-    a = x1 + x2
-    b = a * x3
-    f = b - x4
-    return f
 
 
 def mlp(x, y, W1, b1, W2, b2):

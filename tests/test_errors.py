@@ -4,22 +4,7 @@ import pytest
 
 import graphc as gc
 from graphc.ir import Graph
-
-
-@pytest.fixture(autouse=True)
-def _cache_dir(tmp_path, monkeypatch):
-    monkeypatch.setenv("GRAPHC_CACHE_DIR", str(tmp_path / "cache"))
-
-
-def lecture(x1, x2, x3, x4):
-    a = x1 + x2
-    b = a * x3
-    f = b - x4
-    return f
-
-
-def lecture_graph():
-    return gc.trace(lecture, (), (), (), ())
+from tests.conftest import lecture, lecture_graph
 
 
 def test_every_error_is_a_graphc_error():

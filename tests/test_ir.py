@@ -5,13 +5,7 @@ import pytest
 
 import graphc as gc
 from graphc.ir import Graph
-
-
-def lecture(x1, x2, x3, x4):
-    a = x1 + x2
-    b = a * x3
-    f = b - x4
-    return f
+from tests.conftest import lecture
 
 
 LECTURE_TEXT = """\

@@ -8,21 +8,10 @@ import pytest
 
 import graphc as gc
 from graphc.gradcheck import gradcheck
-
-
-@pytest.fixture(autouse=True)
-def _cache_dir(tmp_path, monkeypatch):
-    monkeypatch.setenv("GRAPHC_CACHE_DIR", str(tmp_path / "cache"))
+from tests.conftest import lecture
 
 
 # ----- seed 001: f = (x1 + x2) * x3 - x4 at (5, 4, 3, 2) -------------------------------
-def lecture(x1, x2, x3, x4):
-    a = x1 + x2
-    b = a * x3
-    f = b - x4
-    return f
-
-
 LECTURE_POINT = dict(x1=5.0, x2=4.0, x3=3.0, x4=2.0)
 
 
