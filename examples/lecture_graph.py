@@ -6,13 +6,15 @@ then compiles the gradient graph with the Python backend and runs it.
 
     python examples/lecture_graph.py
 
-`graphc emit examples/lecture_graph.py --grad` uses build() below.
+`graphc emit examples/lecture_graph.py --grad` uses build() below, and
+`graphc render examples/lecture_graph.py` draws it at FEEDS (the lecture's point).
 """
 import numpy as np
 
 import graphc as gc
 
 POINT = {"x1": 5.0, "x2": 4.0, "x3": 3.0, "x4": 2.0}
+FEEDS = POINT  # `graphc render` and `graphc check` feed these unless told otherwise
 
 
 def f(x1, x2, x3, x4):

@@ -88,7 +88,7 @@ def test_bad_usage_exits_2(args, capsys):
     assert "usage:" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("cmd", ["ops", "emit", "verify"])
+@pytest.mark.parametrize("cmd", ["ops", "emit", "verify", "render", "check", "save"])
 def test_help_has_examples(cmd, capsys):
     assert run_main(cmd, "--help") == 0
     out = capsys.readouterr().out
@@ -126,3 +126,184 @@ def test_verify_failed_proof_exits_1(monkeypatch, capsys):
     assert run_main("verify", "tanh") == 1
     out = capsys.readouterr().out
     assert out.startswith("FAIL tanh") and "0 ok, 1 failed: tanh" in out
+
+
+# ----- render, check, save (issue 4) ------------------------------------------------------
+BAD_DERIVATIVE = """
+import numpy as np
+import graphc as gc
+from graphc.dsl import apply
+from graphc.ops.elementwise import elementwise
+
+# x*x with a wrong derivative (3x, not 2x): `graphc check` must catch it.
+elementwise("bad_square", 1, np.square, lambda a: a * a, lambda c, i: 3.0 * c.x[0], "x*x, wrong derivative")
+
+
+def build():
+    b = gc.Builder("bad")
+    x = b.input("x", (3,))
+    return b.output(loss=gc.sum(apply("bad_square", x)))
+"""
+
+
+@pytest.mark.parametrize("cmd", ["render", "check", "save", "emit"])
+def test_help_says_a_py_model_is_run_and_json_is_only_read(cmd, capsys):
+    run_main(cmd, "--help")
+    out = capsys.readouterr().out
+    assert "RUN" in out and "never run" in out
+
+
+def test_render_lecture_svg_through_the_cli(tmp_path):
+    out = tmp_path / "lecture.svg"
+    r = graphc("render", str(LECTURE), "-o", str(out))
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith(f"wrote {out}") and r.stderr == ""  # FEEDS in the model: no random inputs
+    from tests.test_render import check_lecture, parse_svg
+    check_lecture(*parse_svg(out.read_text()))
+
+
+def test_render_png_and_options(tmp_path):
+    out = tmp_path / "g.png"
+    r = graphc("render", str(LECTURE), "-o", str(out), "--backward-graph", "--rankdir", "TB")
+    assert r.returncode == 0, r.stderr
+    import struct
+    width, height = struct.unpack(">II", out.read_bytes()[16:24])
+    assert out.read_bytes()[:4] == b"\x89PNG" and 200 < width < 4000 and 200 < height < 4000
+
+
+def test_render_default_output_name(tmp_path):
+    r = graphc("render", str(LECTURE), "--forward-only", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "lecture_graph.svg").exists()
+    assert "grad" not in (tmp_path / "lecture_graph.svg").read_text()
+
+
+def test_render_trace_and_markdown(capsys):
+    assert run_main("render", str(LECTURE), "--trace") == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[2].split() == ["1", "f", "=", "b", "-", "x4", "x4", "->", "f", "2", "1", "-1", "-1"]
+    assert run_main("render", str(LECTURE), "--trace", "--markdown") == 0
+    assert "| 3 | b = a * x3 | x3 -> b | 3 | 1 | 9 | 9 |" in capsys.readouterr().out
+
+
+def test_render_exact_feeds(capsys):
+    assert run_main("render", str(LECTURE), "--trace", "--exact", "--feed", "x1=1/3", "--feed", "x2=0.1") == 0
+    out = capsys.readouterr().out
+    assert "df/dx3 = 13/30" in out  # a = 1/3 + 1/10, exactly
+
+
+def test_render_random_defaults_are_announced(tmp_path):
+    model = tmp_path / "deep_model.py"
+    model.write_text("import sys\nsys.path.insert(0, %r)\nfrom tests.models import deep_mlp\n"
+                     "def build():\n    return deep_mlp(depth=3)\n" % str(ROOT))
+    r = graphc("render", str(model), "-o", str(tmp_path / "d.dot"), "--collapse", "--dim", "N=5")
+    assert r.returncode == 0, r.stderr
+    assert "random values (seed 0) for x, layer1.W" in r.stderr and "N=" not in r.stderr
+    assert "layer1 … layer3  ×3" in (tmp_path / "d.dot").read_text()
+    assert "float64 (5, 6)" in (tmp_path / "d.dot").read_text()
+    r = graphc("render", str(model), "-o", str(tmp_path / "d.dot"))
+    assert "with N=4 (set with --dim)" in r.stderr
+
+
+def test_render_saved_json_reads_without_running_code(tmp_path):
+    saved = tmp_path / "lecture.json"
+    r = graphc("save", str(LECTURE), "--grad", "-o", str(saved))
+    assert r.returncode == 0 and "wrote" in r.stdout, r.stderr
+    r = graphc("render", str(saved), "--trace", *[f"--feed=x{i}={v}" for i, v in zip(range(1, 5), (5, 4, 3, 2))])
+    assert r.returncode == 0, r.stderr
+    assert "df/dx4 = -1" in r.stdout
+    trap = tmp_path / "trap.json"
+    trap.write_text("import pathlib; pathlib.Path(%r).touch()\n" % str(tmp_path / "ran"))
+    r = graphc("render", str(trap))
+    assert r.returncode == 2 and "is not valid JSON" in r.stderr and r.stderr.count("\n") == 1
+    assert not (tmp_path / "ran").exists()
+
+
+def test_render_malformed_json_is_one_line(tmp_path):
+    bad = tmp_path / "cyclic.json"
+    from graphc.graphfile import to_data
+    from tests.conftest import lecture_graph
+    import json
+    data = to_data(lecture_graph())
+    data["edges"] = [e for e in data["edges"] if (e["target"], e["pos"]) != (4, 1)]
+    data["edges"].append({"source": 6, "target": 4, "pos": 1})
+    bad.write_text(json.dumps(data))
+    r = graphc("render", str(bad))
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "Traceback" not in r.stderr
+    assert "GraphCycleError" in r.stderr and "a -> b -> f -> a" in r.stderr
+
+
+def test_render_without_graphviz_writes_dot(tmp_path):
+    import os
+    env = dict(os.environ, GRAPHC_LAYOUT="none")
+    r = subprocess.run([sys.executable, "-m", "graphc.cli", "render", str(LECTURE), "-o", str(tmp_path / "g.svg")],
+                       capture_output=True, text=True, env=env, cwd=ROOT, timeout=120)
+    assert r.returncode == 2 and r.stderr.count("\n") == 1
+    assert "wrote" in r.stderr and "pip install" in r.stderr
+    assert (tmp_path / "g.dot").read_text().startswith("digraph")
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--feed", "x9=1"], "no input or param named x9"),
+    (["--feed", "x1"], "--feed must look like NAME=VALUE"),
+    (["--feed", "x1=abc"], "'abc' is not a number"),
+    (["--feed", "x1=[1, 2]"], "expected rank 0"),
+    (["--dim", "N=four"], "size must be a whole number"),
+    (["-o", "out.gif"], "format 'gif'"),
+    (["--feeds", "missing.npz"], "cannot read feeds from missing.npz"),
+])
+def test_render_input_errors_exit_2(args, message, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert run_main("render", str(LECTURE), *args) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1, err
+
+
+def test_render_feeds_from_npz(tmp_path, capsys):
+    import numpy as np
+    np.savez(tmp_path / "point.npz", x1=np.float64(1), x2=np.float64(1), x3=np.float64(10), x4=np.float64(0))
+    assert run_main("render", str(LECTURE), "--feeds", str(tmp_path / "point.npz"), "--trace") == 0
+    assert "df/dx3 = 2" in capsys.readouterr().out
+
+
+def test_check_passes_on_the_lecture_and_spiral_models():
+    r = graphc("check", str(LECTURE))
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines()[-1] == "ok: gradients of 'f' match central differences"
+    assert len(r.stdout.splitlines()) == 6  # header, 4 projections, verdict
+    r = graphc("check", str(ROOT / "examples" / "spiral_gradients.py"), "--dim", "N=5", "--projections", "2")
+    assert r.returncode == 0, r.stderr
+
+
+def test_check_fails_on_a_wrong_derivative(tmp_path):
+    model = tmp_path / "bad_model.py"
+    model.write_text(BAD_DERIVATIVE)
+    r = graphc("check", str(model), "--feed", "x=[1, 2, 3]")
+    assert r.returncode == 1, r.stderr
+    assert r.stdout.splitlines()[-1].startswith("FAIL: gradients of 'loss' differ")
+
+
+def test_save_roundtrip_and_emit_from_json(tmp_path, capsys):
+    saved = tmp_path / "lecture.json"
+    assert run_main("save", str(LECTURE), "-o", str(saved)) == 0
+    assert capsys.readouterr().out == f"wrote {saved} (7 nodes)\n"
+    assert run_main("emit", str(saved), "--grad") == 0
+    emitted_from_json = capsys.readouterr().out
+    assert run_main("emit", str(LECTURE), "--grad") == 0
+    assert capsys.readouterr().out == emitted_from_json
+
+
+def test_emit_backend_choices_come_from_backends():
+    from graphc.cli import BACKENDS, make_parser
+    parser = make_parser()
+    emit = parser._subparsers._group_actions[0].choices["emit"]
+    backend = next(a for a in emit._actions if a.dest == "backend")
+    assert sorted(backend.choices) == sorted(BACKENDS)
+
+
+def test_render_debug_shows_the_traceback(tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text("{")
+    assert run_main("render", str(bad)) == 2
+    with pytest.raises(Exception, match="ends too early"):
+        run_main("render", str(bad), "--debug")

@@ -1,0 +1,215 @@
+"""JSON graph files: everything round-trips, and malformed files fail with one clear line."""
+import json
+
+import numpy as np
+import pytest
+
+import graphc as gc
+from graphc import graphfile
+from graphc.errors import (GraphcError, GraphCycleError, ShapeError,
+                           UnknownOpError)
+from graphc.graphfile import GraphFileError
+from tests.conftest import lecture_graph
+from tests.models import deep_mlp
+
+POINT = {"x1": 5.0, "x2": 4.0, "x3": 3.0, "x4": 2.0}
+
+
+def same_value(a, b):
+    """Equal, and of the same type: a tuple stays a tuple, an array keeps its dtype."""
+    if isinstance(a, np.ndarray):
+        return isinstance(b, np.ndarray) and a.dtype == b.dtype and a.shape == b.shape and \
+            np.array_equal(a, b, equal_nan=a.dtype.kind == "f")
+    if isinstance(a, (tuple, list)):
+        return type(a) is type(b) and len(a) == len(b) and all(same_value(x, y) for x, y in zip(a, b))
+    if isinstance(a, dict):
+        return isinstance(b, dict) and a.keys() == b.keys() and all(same_value(a[k], b[k]) for k in a)
+    if isinstance(a, float) and np.isnan(a):
+        return isinstance(b, float) and np.isnan(b)
+    return type(a) is type(b) and a == b
+
+
+def assert_same_graph(g, h):
+    assert h.name == g.name
+    assert sorted(h.nx.nodes) == sorted(g.nx.nodes)
+    for n, data in g.nx.nodes(data=True):
+        assert same_value(data, h.nx.nodes[n]), (n, data, h.nx.nodes[n])
+    assert sorted(h.nx.edges(keys=True, data="pos")) == sorted(g.nx.edges(keys=True, data="pos"))
+    assert list(h.outputs.items()) == list(g.outputs.items())
+    assert h.grads == g.grads and h.edge_grads == g.edge_grads
+    assert h.to_text() == g.to_text()
+
+
+def roundtrip(graph, tmp_path):
+    path = tmp_path / "g.json"
+    graphfile.save(graph, path)
+    return graphfile.load(path)
+
+
+@pytest.mark.parametrize("make", [lecture_graph, lambda: gc.grad(lecture_graph()),
+                                  lambda: gc.grad(deep_mlp(depth=2))], ids=["forward", "grad", "mlp-grad"])
+def test_roundtrip_keeps_everything(make, tmp_path):
+    graph = make()
+    loaded = roundtrip(graph, tmp_path)
+    assert_same_graph(graph, loaded)
+    assert graphfile.dumps(loaded) == graphfile.dumps(graph)
+
+
+def test_loaded_gradient_graph_computes_the_lecture_gradients(tmp_path):
+    loaded = roundtrip(gc.grad(lecture_graph()), tmp_path)
+    ev = gc.evaluate(loaded, POINT)
+    assert [float(ev.grad(k)) for k in ("x1", "x2", "x3", "x4")] == [3.0, 3.0, 9.0, -1.0]
+    assert {k: float(v) for k, v in ev.edge("x3", "b").items()} == {"upstream": 1.0, "local": 9.0, "downstream": 9.0}
+
+
+def test_attr_values_of_every_kind_roundtrip(tmp_path):
+    b = gc.Builder("kinds")
+    x = b.input("x", ("N", 3), dtype="float32")
+    mask = b.input("m", ("N", 3), dtype="bool")
+    c32 = b.const(np.array([1.5, np.inf, -np.inf]), dtype="float32")
+    cnan = b.const(np.array([np.nan, 0.1, 1e-300]), dtype="float64")
+    flags = b.const(np.array([True, False, True]), dtype="bool")
+    ints = b.const(np.arange(3, dtype="int64"), dtype="int64")
+    y = gc.where(mask, x * c32, gc.cast(gc.cast(ints, "float32") + gc.cast(flags, "float32"), "float32"))
+    z = gc.sum(gc.reshape(gc.transpose(y), (3, "N")), axis=(0,), keepdims=True)
+    out = gc.leaky_relu(z, alpha=0.2) + gc.cast(gc.sum(cnan), "float32")
+    graph = b.output(out=gc.mean(out))
+    graph.node(graph.find("leaky_relu_1"))["attrs"]["note"] = {"scalar": np.float32(2.5), "list": [1, (2, "N")]}
+    loaded = roundtrip(graph, tmp_path)
+    assert_same_graph(graph, loaded)
+    assert type(loaded.node(loaded.find("leaky_relu_1"))["attrs"]["note"]["scalar"]) is np.float32
+
+
+def test_updates_roundtrip(tmp_path):
+    graph = deep_mlp(depth=1)
+    if not hasattr(graph, "set_update"):
+        pytest.skip("this Graph has no updates")
+    w = graph.find("layer1.W")
+    new_w = graph.add("neg", [w], name="w_next")
+    graph.set_update(w, new_w)
+    assert roundtrip(graph, tmp_path).updates == {w: new_w}
+
+
+def test_file_is_node_link_json_with_a_version(tmp_path):
+    path = tmp_path / "g.json"
+    graphfile.save(lecture_graph(), path)
+    data = json.loads(path.read_text())
+    assert (data["format"], data["version"], data["directed"], data["multigraph"]) == ("graphc-graph", 1, True, True)
+    assert {n["name"] for n in data["nodes"]} == {"x1", "x2", "x3", "x4", "a", "b", "f"}
+    assert {(e["source"], e["target"], e["pos"]) for e in data["edges"]} == {(0, 4, 0), (1, 4, 1), (4, 5, 0),
+                                                                             (2, 5, 1), (5, 6, 0), (3, 6, 1)}
+
+
+# ----- malformed files ------------------------------------------------------------------
+def write(tmp_path, text, name="bad.json"):
+    path = tmp_path / name
+    path.write_text(text if isinstance(text, str) else json.dumps(text))
+    return path
+
+
+def lecture_data():
+    return graphfile.to_data(lecture_graph())
+
+
+def load_error(path, cls=GraphcError, **limits):
+    with pytest.raises(cls) as e:
+        graphfile.load(path, **limits)
+    message = str(e.value)
+    assert "\n" not in message and message.startswith(str(path)), message
+    return message
+
+
+def test_cycle_is_rejected(tmp_path):
+    data = lecture_data()
+    # f's operand b becomes f itself... through a: a = add(x1, f) closes a -> b -> f -> a.
+    data["edges"] = [e for e in data["edges"] if not (e["target"] == 4 and e["pos"] == 1)]
+    data["edges"].append({"source": 6, "target": 4, "key": 1, "pos": 1})
+    message = load_error(write(tmp_path, data), GraphCycleError)
+    assert "cycle" in message and "a -> b -> f -> a" in message
+
+
+def test_unknown_op_is_rejected(tmp_path):
+    data = lecture_data()
+    data["nodes"][4]["op"] = "frobnicate"
+    message = load_error(write(tmp_path, data), UnknownOpError)
+    assert "node 4 'a': unknown op 'frobnicate'" in message
+
+
+def test_bad_shape_is_rejected(tmp_path):
+    data = lecture_data()
+    data["nodes"][5]["shape"] = [3]
+    message = load_error(write(tmp_path, data), ShapeError)
+    assert "node 'b' (mul): declared shape (3,) but operands give ()" in message
+
+
+def test_operands_that_do_not_broadcast_are_rejected(tmp_path):
+    data = lecture_data()
+    data["nodes"][0]["shape"] = data["nodes"][0]["attrs"]["shape"] = {"tuple": [2]}
+    data["nodes"][0]["shape"] = [2]
+    data["nodes"][1]["shape"], data["nodes"][1]["attrs"]["shape"] = [3], {"tuple": [3]}
+    assert "cannot broadcast shapes (2,) and (3,)" in load_error(write(tmp_path, data), ShapeError)
+
+
+def test_oversized_file_and_too_many_nodes(tmp_path):
+    path = write(tmp_path, graphfile.dumps(lecture_graph()))
+    assert "over the limit of 1,000" in load_error(path, GraphFileError, max_bytes=1000)
+    assert "7 nodes, over the limit of 5" in load_error(path, GraphFileError, max_nodes=5)
+
+
+def test_truncated_file(tmp_path):
+    text = graphfile.dumps(lecture_graph())
+    message = load_error(write(tmp_path, text[: len(text) // 2]), GraphFileError)
+    assert "ends too early (truncated?)" in message
+
+
+def test_invalid_json_and_not_a_graph(tmp_path):
+    assert "is not valid JSON" in load_error(write(tmp_path, "import os\nos.system('echo hi')\n"))
+    assert "not valid JSON" in load_error(write(tmp_path, '{"x": NaN}'))
+    assert "not a graphc graph file" in load_error(write(tmp_path, "[1, 2, 3]"))
+    assert "\\xff" not in load_error(write(tmp_path, "{}"), GraphFileError)
+    (tmp_path / "bin.json").write_bytes(b"\xff\xfe{")
+    assert "not UTF-8" in load_error(tmp_path / "bin.json", GraphFileError)
+    deep = "[" * 100000 + "]" * 100000
+    assert "nested too deeply" in load_error(write(tmp_path, deep), GraphFileError)
+
+
+@pytest.mark.parametrize("edit, expected", [
+    (lambda d: d.update(version=2), "format version 2 is newer"),
+    (lambda d: d["nodes"][0].pop("op"), "at nodes/0: 'op' is a required property"),
+    (lambda d: d["nodes"][0].update(dtype="complex128"), "at nodes/0/dtype: \"complex128\" is not one of"),
+    (lambda d: d["nodes"][0].update(name="x1; rm -rf"), "at nodes/0/name"),
+    (lambda d: d["nodes"][0].update(phase="sideways"), "at nodes/0/phase"),
+    (lambda d: d["edges"].append({"source": 0, "target": 99, "pos": 0}), "no node with id 99"),
+    (lambda d: d["nodes"].append(dict(d["nodes"][0])), "node id 0 is used twice"),
+    (lambda d: d["graph"]["outputs"].update(g=42), "output 'g' names node 42"),
+    (lambda d: d["graph"].update(outputs={}), "at graph/outputs"),
+    (lambda d: d["nodes"][4]["attrs"].update(alpha={"set": [1]}), "at nodes/4/attrs/alpha: "),
+])
+def test_schema_and_reference_errors(edit, expected, tmp_path):
+    data = lecture_data()
+    edit(data)
+    assert expected in load_error(write(tmp_path, data), GraphFileError)
+
+
+def test_attrs_an_op_cannot_use(tmp_path):
+    data = graphfile.to_data(gc.trace(lambda x: gc.sum(x), gc.Input((3,))))
+    node = next(n for n in data["nodes"] if n["op"] == "sum")
+    del node["attrs"]["axes"]
+    assert "node 1 'sum_1' (sum): attrs the op cannot use (KeyError" in load_error(write(tmp_path, data), GraphFileError)
+
+
+def test_exact_constants_must_be_plain_arithmetic(tmp_path):
+    graph = gc.trace(lambda x: gc.mean(x), gc.Input((4,)))
+    data = graphfile.to_data(graph)
+    const = next(n for n in data["nodes"] if n["op"] == "const")
+    assert const["attrs"]["exact"] == "1/4"
+    assert same_value(graphfile.load(write(tmp_path, data)).to_text(), graph.to_text())
+    const["attrs"]["exact"] = "__import__('os').system('touch pwned')"
+    assert "is not plain arithmetic" in load_error(write(tmp_path, data), GraphFileError)
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_loads_checks_a_string_too():
+    assert graphfile.loads(graphfile.dumps(lecture_graph())).to_text() == lecture_graph().to_text()
+    with pytest.raises(GraphFileError, match="^<string>: "):
+        graphfile.loads("{")
