@@ -71,6 +71,11 @@ class Evaluation:
     def outputs(self):
         return {k: self.values[n] for k, n in self.graph.outputs.items()}
 
+    @property
+    def updates(self):
+        """A step graph's new state: param name -> its value after the step (the interpreter never mutates feeds)."""
+        return {self.graph.name_of(p): self.values[v] for p, v in self.graph.updates.items()}
+
     def grad(self, name):
         """The gradient of the loss with respect to node `name`."""
         return self.values[self.graph.grads[name]]

@@ -27,6 +27,9 @@ class Graph:
         self.outputs = {}  # output name -> node id, in declaration order
         self.grads = {}  # wrt name -> gradient node id (filled by autodiff)
         self.edge_grads = {}  # (src, dst, pos) -> {"upstream", "local", "downstream"} node ids
+        # A training step's state changes: param leaf -> node holding its value
+        # after the step.  Backends write each value back into the leaf's array.
+        self.updates = {}
         self._next_id = 0
         self._by_name = {}
         self._auto_counts = {}
@@ -89,6 +92,16 @@ class Graph:
     def set_output(self, node, name=None):
         name = name or self.nx.nodes[node]["name"]
         self.outputs[name] = node
+
+    def set_update(self, leaf, value):
+        """After a step, param leaf `leaf` takes the value of node `value` (same shape and dtype)."""
+        if self.op(leaf) != "param":
+            raise GraphcError(where(self.name_of(leaf), self.op(leaf), "only params hold state across steps"))
+        if (self.shape(leaf), self.dtype(leaf)) != (self.shape(value), self.dtype(value)):
+            raise ShapeError(where(self.name_of(value), self.op(value),
+                                   f"update of '{self.name_of(leaf)}' {S.fmt(self.shape(leaf))} {self.dtype(leaf)} "
+                                   f"has {S.fmt(self.shape(value))} {self.dtype(value)}"))
+        self.updates[leaf] = value
 
     # ----- queries ----------------------------------------------------------
     def node(self, n):
@@ -166,6 +179,8 @@ class Graph:
             names[data["name"]] = n
         for n in self.toposort():
             self._validate_node(n)
+        for leaf, value in self.updates.items():
+            self.set_update(leaf, value)  # re-checks op, shape and dtype
         if outputs_need_inputs:
             self._validate_outputs()
         elif not self.outputs:
@@ -208,10 +223,17 @@ class Graph:
         head = ", ".join(self.node_text(n).split(" = ")[0] for n in leaves)
         body = [f"  {self.node_text(n)}" for n in order if self.op(n) not in ("input", "param")]
         outs = ", ".join(k if self.name_of(n) == k else f"{k}={self.name_of(n)}" for k, n in self.outputs.items())
-        return "\n".join([f"{{ lambda {head} .", *body, f"  in ({outs}) }}"])
+        upd = [f"  {self.name_of(p)} <- {self.name_of(v)}" for p, v in self.updates.items()]
+        return "\n".join([f"{{ lambda {head} .", *body, f"  in ({outs})", *upd, "}"]) if upd else \
+            "\n".join([f"{{ lambda {head} .", *body, f"  in ({outs}) }}"])
 
     def __repr__(self):
         return self.to_text()
+
+    def _repr_mimebundle_(self, include=None, exclude=None):
+        """Jupyter shows the drawing (SVG) when Graphviz is available, else the text form."""
+        from graphc.render import graph_mimebundle  # lazy: drawing is optional for the IR
+        return graph_mimebundle(self)
 
     def __len__(self):
         return self.nx.number_of_nodes()
@@ -224,6 +246,7 @@ class Graph:
         new.outputs = dict(self.outputs)
         new.grads = dict(self.grads)
         new.edge_grads = {k: dict(v) for k, v in self.edge_grads.items()}
+        new.updates = dict(self.updates)
         new._next_id = self._next_id
         new._by_name = dict(self._by_name)
         new._auto_counts = dict(self._auto_counts)

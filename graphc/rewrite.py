@@ -107,6 +107,7 @@ def _remap_records(g, mapping):
     m = lambda v: mapping.get(v, v)  # noqa: E731
     g.outputs = {k: m(v) for k, v in g.outputs.items()}
     g.grads = {k: m(v) for k, v in g.grads.items()}
+    g.updates = {m(k): m(v) for k, v in g.updates.items()}
     g.edge_grads = {(m(s), m(d), p): {role: (None if v is None else m(v)) for role, v in rec.items()}
                     for (s, d, p), rec in g.edge_grads.items()}
 
@@ -130,7 +131,7 @@ def live_nodes(g, roots):
 
 def eliminate_dead_code(g):
     """Drop nodes no output needs; inputs, params and gradient annotations stay."""
-    roots = set(g.outputs.values()) | set(g.nodes_with_op("input", "param"))
+    roots = set(g.outputs.values()) | set(g.updates.values()) | set(g.nodes_with_op("input", "param"))
     for rec in g.edge_grads.values():
         roots.update(v for v in rec.values() if v is not None)
     live = live_nodes(g, roots)

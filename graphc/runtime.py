@@ -1,11 +1,15 @@
 """Load emitted source from files named by a content hash, and validate calls.
 
 Emitted code lives in real files (not exec'd strings) so tracebacks point into
-it and, for the numba backends, so numba's on-disk cache works (numba#3501).
-The cache directory is $GRAPHC_CACHE_DIR, else $XDG_CACHE_HOME/graphc, else
-~/.cache/graphc.  Deleting it is always safe: files are rebuilt on demand.
+it and so numba's on-disk cache works (numba#3501): numba keys its cache on
+the source file, and our file names are hashes of graph, graphc version,
+dtype and backend, because they hash the emitted source, which contains all
+of them.  The cache directory is $GRAPHC_CACHE_DIR, else
+$XDG_CACHE_HOME/graphc, else ~/.cache/graphc.  Deleting it is always safe:
+files are rebuilt, and kernels recompiled, on demand.
 """
 import hashlib
+import importlib
 import importlib.util
 import os
 import sys
@@ -14,8 +18,15 @@ from pathlib import Path
 import numpy as np
 
 from graphc import __version__
-from graphc.errors import NumericError
+from graphc import shapes as S
+from graphc.errors import CallError, GraphcError, NumericError
 from graphc.interpreter import bind_feeds
+
+BACKENDS = {
+    "python": "graphc.codegen.python",  # readable NumPy: the oracle
+    "numba": "graphc.codegen.numba_cpu",  # fused @njit kernels
+    "cuda": "graphc.codegen.numba_cuda",  # @cuda.jit kernels (numba-cuda; the simulator without a GPU)
+}
 
 
 def cache_dir():
@@ -43,7 +54,7 @@ def load_source(source, backend):
     if not path.exists() or path.read_text() != source:
         tmp = path.with_suffix(f".{os.getpid()}.tmp")
         tmp.write_text(source)
-        os.replace(tmp, path)
+        os.replace(tmp, path)  # readers never see a half-written module
     module_name = f"graphc_generated_{backend}_{digest}"
     loaded = sys.modules.get(module_name)
     if loaded is not None and loaded.__file__ == str(path):
@@ -58,7 +69,11 @@ def load_source(source, backend):
 class Compiled:
     """A graph compiled by a backend: call it with arrays by name, get outputs by name.
 
-    `source` is the emitted code and `path` the file it was loaded from.
+    `source` is the emitted code and `path` the file it was loaded from.  Leaves
+    passed to `hold` (a step's parameters and optimizer state) stay with the
+    compiled function between calls -- on the device, for CUDA -- and need not
+    be fed; a graph's `updates` write their new values into those arrays.
+    Backends subclass this and implement `_run`.
     """
 
     def __init__(self, graph, source, module, backend):
@@ -66,27 +81,152 @@ class Compiled:
         self.path = module.__file__
         self.input_names = list(module.INPUTS)
         self.output_names = list(module.OUTPUTS)
+        leaves = [graph.find(name) for name in self.input_names]
+        self._specs = [(name, graph.shape(n), np.dtype(graph.dtype(n))) for name, n in zip(self.input_names, leaves)]
+        self._held = {}
+        self._index_specs()
 
+    def _index_specs(self):
+        """Precompute what each call checks: which leaves are fed, and which have symbolic dims."""
+        self._fed = [(k, name, declared, dtype, any(isinstance(d, str) for d in declared))
+                     for k, (name, declared, dtype) in enumerate(self._specs) if name not in self._held]
+        self._template = [self._held_arg(self._held[name]) if name in self._held else None for name, _, _ in self._specs]
+        self._held_dims = {}
+        for name, declared, _ in self._specs:
+            if name in self._held:
+                _unify(declared, self._held[name].shape, self._held_dims)
+
+    def _held_arg(self, arr):
+        """A held array as the backend's `run` takes it (a hook for backends)."""
+        return arr
+
+    # ----- state held between calls ---------------------------------------------
+    def hold(self, arrays):
+        """Keep these leaves (by name) with the compiled function; returns self."""
+        for name, value in arrays.items():
+            _, declared, dtype = self._spec(name)
+            arr = np.asarray(value)
+            if arr.dtype != dtype or not _unify(declared, arr.shape, {}):
+                raise CallError(f"cannot hold '{name}': graph {self.graph.name!r} declares {S.fmt(declared)} {dtype}, "
+                                f"got {S.fmt(arr.shape)} {arr.dtype}")
+            self._held[name] = self._to_backend(np.array(arr, order="C"))  # a copy the compiled function owns
+        self._index_specs()
+        return self
+
+    @property
+    def held(self):
+        """Host copies (views, on the CPU) of the held arrays, by name."""
+        return {name: self._to_host(arr) for name, arr in self._held.items()}
+
+    def _spec(self, name):
+        for spec in self._specs:
+            if spec[0] == name:
+                return spec
+        raise CallError(f"'{name}' is not an input or param of graph {self.graph.name!r}; it takes {', '.join(self.input_names)}")
+
+    def _to_backend(self, arr):
+        return arr
+
+    def _to_host(self, arr):
+        return arr
+
+    # ----- calls ---------------------------------------------------------------------
     def __call__(self, feeds=None, check_finite=False, **kw_feeds):
         feeds = dict(feeds or {}, **kw_feeds)
-        values, _ = bind_feeds(self.graph, feeds)
-        args = [values[self.graph.find(name)] for name in self.input_names]
-        out = self.module.run(*args)
+        bound = self._fast_bind(feeds)
+        if bound is None:
+            bound = self._fast_bind(self._checked(feeds))
+        args, dims = bound
         if check_finite:
-            for name, v in out.items():
-                if not np.all(np.isfinite(v)):
-                    raise NumericError(f"output '{name}' is not finite; evaluate with check_finite=True to find the first node")
+            _check_finite_inputs(self._specs, args)
+        out = self._run(args, dims)
+        if check_finite:
+            _check_finite_outputs(out)
         return out
+
+    def _fast_bind(self, feeds):
+        """Arguments in the module's order and the bound dims, or None when anything
+        is off (then `_checked` finds and names the fault).  This runs every call,
+        so it checks each array directly rather than through `bind_feeds`."""
+        if len(feeds) != len(self._fed):
+            return None
+        args, dims = list(self._template), dict(self._held_dims)
+        for k, name, declared, dtype, symbolic in self._fed:
+            arr = feeds.get(name)
+            if arr.__class__ is not np.ndarray or arr.dtype != dtype:
+                return None
+            if symbolic:
+                if not _unify(declared, arr.shape, dims):
+                    return None
+            elif arr.shape != declared:
+                return None
+            args[k] = arr
+        return args, dims
+
+    def _checked(self, feeds):
+        """Raise the CallError that names what is wrong with `feeds`, or return them
+        converted to arrays (Python lists and scalars are accepted)."""
+        held = sorted(k for k in feeds if k in self._held)
+        if held:
+            raise CallError(f"'{held[0]}' is held by this compiled function (a step's parameter or state); do not feed it")
+        arrays = {name: self._to_host(arr) for name, arr in self._held.items()}
+        values, _ = bind_feeds(self.graph, {**feeds, **arrays})
+        return {name: np.asarray(values[self.graph.find(name)]) for name in feeds}
+
+    def _run(self, args, dims):
+        raise NotImplementedError
 
     def __repr__(self):
         return f"<graphc.Compiled {self.graph.name!r} backend={self.backend} path={self.path}>"
 
 
-def compile(graph, backend="python", outputs=None):
-    """Emit `graph` for `backend`, load it from the cache directory, and wrap it."""
-    if backend != "python":
-        raise ValueError(f"unknown backend {backend!r}; this version has 'python'")
-    from graphc.codegen.python import emit
+def _unify(declared, shape, dims):
+    if len(declared) != len(shape):
+        return False
+    for want, got in zip(declared, shape):
+        if want.__class__ is str:
+            if dims.setdefault(want, got) != got:
+                return False
+        elif want != got:
+            return False
+    return True
+
+
+def _fits(declared, shape):
+    return _unify(declared, shape, {})
+
+
+def _check_finite_inputs(specs, args):
+    for (name, _, dtype), arr in zip(specs, args):
+        host = np.asarray(arr) if isinstance(arr, np.ndarray) else None
+        if host is not None and dtype.kind == "f" and not np.all(np.isfinite(host)):
+            raise NumericError(f"input '{name}' contains NaN or Inf")
+
+
+def _check_finite_outputs(out):
+    for name, v in out.items():
+        if np.asarray(v).dtype.kind == "f" and not np.all(np.isfinite(v)):
+            raise NumericError(f"output '{name}' is not finite; run gc.evaluate(graph, feeds, check_finite=True) "
+                               "to find the first node that produced NaN or Inf")
+
+
+def backend_module(backend):
+    if backend not in BACKENDS:
+        raise GraphcError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    return importlib.import_module(BACKENDS[backend])
+
+
+def emit_source(graph, backend="python", outputs=None, **options):
+    """The source a backend emits for `graph` (what `graphc emit` prints)."""
+    return backend_module(backend).emit(graph, outputs, **options)
+
+
+def compile(graph, backend="python", outputs=None, **options):
+    """Emit `graph` for `backend`, load it from the cache directory, and wrap it.
+
+    Backends: "python" (readable NumPy), "numba" (fused CPU kernels; options
+    `parallel` = "auto" | True | False), "cuda" (numba-cuda kernels).
+    """
+    module = backend_module(backend)
     graph.validate(outputs_need_inputs=False)  # rewrites may have folded an output to a constant
-    source = emit(graph, outputs)
-    return Compiled(graph, source, load_source(source, backend), backend)
+    return module.build(graph, outputs, **options)

@@ -285,6 +285,9 @@ def test_bad_axis_and_reshape():
         x.reshape(4, 2)
 
 
+
+
+
 def test_compile_unknown_backend():
-    with pytest.raises(ValueError, match="unknown backend 'cuda'"):
-        gc.compile(sum_graph(), backend="cuda")
+    with pytest.raises(gc.GraphcError, match="unknown backend 'tpu'; choose one of python, numba, cuda"):
+        gc.compile(sum_graph(), backend="tpu")

@@ -10,6 +10,7 @@ import numpy as np
 
 from graphc import __version__
 from graphc.rewrite import live_nodes
+from graphc.runtime import Compiled, load_source
 
 RESERVED = {"np", "ref", "run"}
 
@@ -126,6 +127,20 @@ def _dim_bindings(graph, leaves, name_of):
     return lines
 
 
+def _update_lines(graph, name_of):
+    """A step graph writes each param's new value into the param's own array, in
+    place, after everything that reads the old value has run."""
+    if not graph.updates:
+        return []
+    lines = ["    # ---- state updates: new values into the params' own arrays ----"]
+    for leaf, value in graph.updates.items():
+        # A value that is itself a param (a swap) may be overwritten first: copy it.
+        copy = ".copy()" if graph.op(value) == "param" else ""
+        lines.append(f"    {name_of(leaf)}_next = {operand_expr(graph, value, name_of)}{copy}")
+    lines += [f"    {name_of(leaf)}[...] = {name_of(leaf)}_next" for leaf in graph.updates]
+    return lines
+
+
 def emit(graph, outputs=None):
     """Return the module source for `graph`, computing `outputs` (all by default)."""
     outputs = dict(graph.outputs) if outputs is None else {k: graph.outputs[k] for k in outputs}
@@ -133,14 +148,15 @@ def emit(graph, outputs=None):
     leaves = sorted(graph.nodes_with_op("input", "param"))
     for n in leaves:
         name_of(n)
-    live = live_nodes(graph, outputs.values())
+    live = live_nodes(graph, [*outputs.values(), *graph.updates.values()])
     order = [n for n in graph.toposort() if n in live and n not in leaves and not inlined(graph, n)]
     body = _dim_bindings(graph, leaves, name_of)
-    for phase in ("forward", "backward"):
+    for phase in ("forward", "backward", "update"):
         nodes = [n for n in order if graph.node(n)["phase"] == phase]
         if nodes:
             body.append(f"    # ---- {phase} ----")
         body += [f"    {name_of(n)} = {node_expr(graph, n, name_of)}  # {graph.node_text(n)}" for n in nodes]
+    body += _update_lines(graph, name_of)
     ret = ", ".join(f"{k!r}: {operand_expr(graph, n, name_of)}" for k, n in outputs.items())
     args = ", ".join(name_of(n) for n in leaves)
     header = [
@@ -162,3 +178,14 @@ def emit(graph, outputs=None):
     return "\n".join(header + body + [f"    return {{{ret}}}", ""])
 
 
+
+
+class PythonCompiled(Compiled):
+    def _run(self, args, dims):
+        return self.module.run(*args)
+
+
+def build(graph, outputs=None):
+    """Emit, load from the cache directory, and wrap: the python backend's compile."""
+    source = emit(graph, outputs)
+    return PythonCompiled(graph, source, load_source(source, "python"), "python")

@@ -1,0 +1,326 @@
+"""Emit one @njit module for a graph: fused loops, BLAS matmul, race-free reductions.
+
+The module has a single function `run(leaves..., workspaces...)` that computes
+the whole graph -- for a step graph, forward, backward and the update -- in
+one call.  Intermediate arrays are views into workspace arrays (one per
+dtype) that the host allocates once per set of bound dims and reuses, so a
+call allocates nothing.  The kernel templates per op live in
+`numba_kernels.py`; the plan (what fuses, what is stored) in `fusion.py`.
+
+Parallelism: a loop runs under `prange` only when it is big enough to repay
+waking the threads (PARALLEL_MIN_ELEMENTS, measured: docs/performance.md);
+with parallel="auto" (the default) that is decided from the dims of the first
+call.  graphc selects numba's workqueue threading layer, because OpenMP's
+spinning threads starve OpenBLAS's (an MLP step ran 7-10x slower).
+"""
+import os
+import re
+
+import numpy as np
+
+from graphc import __version__
+from graphc.codegen import numba_kernels as K
+from graphc.codegen.fusion import Copy, Kernel, Loop, Scalar, View, concrete_size, plan
+from graphc.codegen.python import Namer
+from graphc.codegen.scalar import Ctx, lit, scalar_expr
+from graphc.errors import CallError, GraphcError
+from graphc.runtime import Compiled, load_source
+
+DECORATOR = '@njit(cache=True, error_model="numpy", nogil=True, parallel={parallel})'
+_IDENT = re.compile(r"\b[A-Za-z_][A-Za-z0-9_]*\b")
+PARALLEL_MIN_ELEMENTS = 1 << 17  # below this a prange region costs more than it saves (measured)
+ALIGN = 16  # workspace views start on 64-byte boundaries (16 float32s)
+
+
+def select_threading_layer():
+    """Use workqueue unless the user chose a layer: OpenMP's spin-waiting threads
+    fight OpenBLAS's threads on small machines."""
+    if not os.environ.get("NUMBA_THREADING_LAYER"):
+        import numba
+        numba.config.THREADING_LAYER = "workqueue"
+
+
+class Emitter:
+    """State for emitting one module: names, storage, and the parallel choice."""
+
+    def __init__(self, graph, outputs, parallel, dims):
+        self.g, self.outputs = graph, outputs
+        self.plan = plan(graph, outputs)
+        self.name = Namer(graph)
+        self.parallel, self.dims = parallel, dims or {}
+        self.leaves = sorted(graph.nodes_with_op("input", "param"))
+        for n in self.leaves:
+            self.name(n)
+        self.globals, self.uses_prange = [], False
+
+    # ----- reading values ------------------------------------------------------------
+    def array(self, n):
+        """The array variable holding node n (for nodes kept in memory)."""
+        storage = self.plan.storage[n]
+        if isinstance(storage, tuple):
+            return self.name(storage[1])  # an update written into its param's own array
+        if storage == "global":
+            return "K_" + self.name(n)
+        return self.name(n)
+
+    def scalar(self, n):
+        """The scalar expression for a 0-d node."""
+        storage = self.plan.storage[n]
+        if storage == "literal":
+            return lit(np.asarray(self.g.node(n)["attrs"]["value"]).item(), self.g.dtype(n))
+        return self.name(n)  # scalar locals, and 0-d leaves unpacked at the top of run
+
+    def read(self, n, loop_shape, loop_vars, flat=False):
+        """n's value at the current loop index."""
+        shape = self.g.shape(n)
+        if shape == ():
+            return self.scalar(n)
+        if self.plan.storage[n] == "register":
+            return self.name(n) + "_"
+        if flat:
+            return f"{self.array(n)}_flat[{loop_vars[0]}]"
+        from graphc.codegen.fusion import index_expr
+        return f"{self.array(n)}[{index_expr(shape, loop_shape, loop_vars)}]"
+
+    def ctx(self, n):
+        return Ctx(self.g.dtype(n), self.g.node(n)["attrs"], [self.g.dtype(o) for o in self.g.operands(n)])
+
+    def is_parallel(self, shape):
+        if self.parallel is True:
+            return True
+        if self.parallel == "auto" and self.dims:
+            return concrete_size(shape, self.dims) >= PARALLEL_MIN_ELEMENTS
+        return False
+
+    def range_(self, shape):
+        par = self.is_parallel(shape)
+        self.uses_prange |= par
+        return "prange" if par else "range"
+
+    def where(self, n):
+        return f"{self.g.op(n)} '{self.g.name_of(n)}'"
+
+    # ----- the module --------------------------------------------------------------------
+    def module(self):
+        """One @njit function `run` computes the graph.  Loops that run under prange
+        are moved into small functions of their own, compiled with parallel=True:
+        numba's parfor pass is far superlinear in function size, so a parallel
+        `run` of a big graph compiled ~7x slower than a serial one."""
+        body = self._prologue() + self._workspace_views()
+        kernels = []
+        for k, step in enumerate(self.plan.steps):
+            self.uses_prange = False
+            lines = self._step(step)
+            if self.uses_prange:
+                call, fn = self._as_function(k, step, lines, known=self._scope())
+                body.append(call)
+                kernels += fn
+            else:
+                body += lines
+        body += self._return()
+        signature = f"def run({', '.join(self._params())}):"
+        return "\n".join(self._header() + kernels + [DECORATOR.format(parallel=False), signature] + body + [""])
+
+    def _scope(self):
+        """Names `run` defines: leaves, dims, workspace views, scalars, globals."""
+        names = {self.name(n) for n in self.leaves} | set(self._dim_names())
+        names |= {self.name(n) + "_1d" for n in self.leaves if self.g.shape(n) == ()}
+        names |= {self.name(n) for n, st in self.plan.storage.items() if st in ("buffer", "scalar", "view")}
+        return names | {"K_" + self.name(n) for n, st in self.plan.storage.items() if st == "global"}
+
+    def _as_function(self, k, step, lines, known):
+        node = step.leaf if isinstance(step, Copy) else (step.members[-1] if isinstance(step, Loop) else step.node)
+        fname = f"k{k}_{self.name(node)}"
+        returns = self.name(step.node) if isinstance(step, Kernel) and self.g.shape(step.node) == () else None
+        text = "\n".join(lines)
+        args = sorted({w for w in _IDENT.findall(text) if w in known and w != returns})
+        fn = [DECORATOR.format(parallel=self.uses_prange), f"def {fname}({', '.join(args)}):", *lines]
+        fn += [f"    return {returns}"] if returns else []
+        call = f"    {returns + ' = ' if returns else ''}{fname}({', '.join(args)})"
+        return call, fn + ["", ""]
+
+    def _params(self):
+        leaves = [self.name(n) + ("_1d" if self.g.shape(n) == () else "") for n in self.leaves]
+        return leaves + [f"ws_{dt}" for dt in self._ws_dtypes()]
+
+    def _ws_dtypes(self):
+        return sorted({self.g.dtype(n) for n in self.plan.buffers()})
+
+    def _header(self):
+        g = self.g
+        lines = [
+            f'"""Numba CPU code for graph {g.name!r}, emitted by graphc {__version__}.',
+            "",
+            "`run` computes the whole graph in one call: forward, backward and (for a",
+            "training step) the parameter update.  Intermediates are views into the",
+            "workspace arrays; loops are fused chains of elementwise ops.  Regenerate",
+            "rather than edit.",
+            '"""',
+            "import math",
+            "",
+            "import numpy as np",
+            "from numba import njit, prange",
+            "",
+            f"INPUTS = {tuple(g.name_of(n) for n in self.leaves)!r}",
+            f"SCALAR_INPUTS = {tuple(g.name_of(n) for n in self.leaves if g.shape(n) == ())!r}",
+            f"OUTPUTS = {tuple(self.outputs)!r}",
+            f"WORKSPACE_DTYPES = {tuple(self._ws_dtypes())!r}",
+            f"DIMS = {tuple(self._dim_names())!r}",
+            "",
+        ]
+        lines += self._globals()
+        lines += self._workspace_sizes() + ["", ""]
+        return lines
+
+    def _dim_names(self):
+        seen = []
+        for n in self.leaves:
+            seen += [d for d in self.g.shape(n) if isinstance(d, str) and d not in seen]
+        return seen
+
+    def _globals(self):
+        lines = []
+        for n, storage in self.plan.storage.items():
+            if storage == "global":
+                value = np.asarray(self.g.node(n)["attrs"]["value"])
+                lines.append(f"K_{self.name(n)} = np.array({value.tolist()!r}, dtype=np.{value.dtype.name})")
+        return lines + ([""] if lines else [])
+
+    def _aligned_sizes(self, dtype):
+        return [f"_aligned({K.size(self.g.shape(n))})" for n in self.plan.buffers() if self.g.dtype(n) == dtype]
+
+    def _workspace_sizes(self):
+        dims = ", ".join(self._dim_names())
+        sizes = [" + ".join(self._aligned_sizes(dt)) for dt in self._ws_dtypes()]
+        return ["", "def _aligned(n):", f"    return (n + {ALIGN - 1}) // {ALIGN} * {ALIGN}", "", "",
+                f"def workspace_sizes({dims}):", '    """Elements of each workspace array, for the bound dims."""',
+                f"    return ({''.join(s + ', ' for s in sizes)})"]
+
+    def _prologue(self):
+        lines = []
+        for d in self._dim_names():
+            n = next(n for n in self.leaves if d in self.g.shape(n))
+            lines.append(f"    {d} = {self.name(n)}.shape[{self.g.shape(n).index(d)}]")
+        for n in self.leaves:
+            if self.g.shape(n) == ():
+                lines.append(f"    {self.name(n)} = {self.name(n)}_1d[0]")
+        return lines
+
+    def _workspace_views(self):
+        lines = []
+        for dt in self._ws_dtypes():
+            lines.append(f"    o = 0  # {dt} workspace")
+            for n in self.plan.buffers():
+                if self.g.dtype(n) == dt:
+                    shape, size = self.g.shape(n), K.size(self.g.shape(n))
+                    lines.append(f"    {self.name(n)} = ws_{dt}[o:o + {size}].reshape({K.tuple_text(shape)})")
+                    lines.append(f"    o += ({size} + {ALIGN - 1}) // {ALIGN} * {ALIGN}")
+        return lines
+
+    def _return(self):
+        parts = []
+        for n in self.outputs.values():
+            parts.append(self.scalar(n) if self.g.shape(n) == () else self.array(n))
+        return [f"    return ({''.join(p + ', ' for p in parts)})"]
+
+    # ----- steps ------------------------------------------------------------------------
+    def _step(self, step):
+        if isinstance(step, Loop):
+            return [f"    # loop over {K.tuple_text(step.shape)}: {', '.join(self.g.name_of(m) for m in step.members)}",
+                    *K.fused_loop(self, step)]
+        if isinstance(step, Scalar):
+            return [f"    {self.name(step.node)} = {self._scalar_step(step.node)}  # {self.g.node_text(step.node)}"]
+        if isinstance(step, View):
+            src = self.array(self.g.operands(step.node)[0])
+            view = f"{src}.T" if step.how == "T" else f"{src}.reshape({K.tuple_text(self.g.shape(step.node))})"
+            return [f"    {self.name(step.node)} = {view}  # {self.g.node_text(step.node)}"]
+        if isinstance(step, Copy):
+            return K.copy_into_leaf(self, step.leaf, step.value)
+        also = [f"    # {self.g.node_text(step.partner)}"] if step.partner is not None else []
+        return [f"    # {self.g.node_text(step.node)}", *also, *K.kernel(self, step)]
+
+    def _scalar_step(self, n):
+        g, op = self.g, self.g.op(n)
+        operands = g.operands(n)
+        if op == "count":
+            axes = g.node(n)["attrs"]["axes"]
+            shape = g.shape(operands[0])
+            return f"np.{g.dtype(n)}({K.size([shape[a] for a in axes])})"
+        if op == "reshape":
+            src = operands[0]
+            return self.scalar(src) if g.shape(src) == () else f"{self.array(src)}[{', '.join('0' for _ in g.shape(src))}]"
+        return scalar_expr(op, [self.scalar(o) for o in operands], self.ctx(n))
+
+
+def emit(graph, outputs=None, parallel=False, dims=None):
+    """Return the numba module source for `graph`.  `parallel`: False, True (every
+    loop under prange: what tests use to exercise the parallel code), or "auto"
+    (prange for loops of at least PARALLEL_MIN_ELEMENTS at `dims`)."""
+    outputs = dict(graph.outputs) if outputs is None else {k: graph.outputs[k] for k in outputs}
+    if parallel not in (True, False, "auto"):
+        raise GraphcError(f"parallel must be True, False or 'auto', got {parallel!r}")
+    return Emitter(graph, outputs, parallel, dims).module()
+
+
+class NumbaCompiled(Compiled):
+    """Host side of a numba module: binds feeds, owns the workspaces, calls `run`."""
+
+    def __init__(self, graph, outputs, parallel, copy_outputs):
+        self._outputs, self._parallel, self.copy_outputs = outputs, parallel, copy_outputs
+        source = emit(graph, outputs, parallel=False if parallel == "auto" else parallel)
+        super().__init__(graph, source, load_source(source, "numba"), "numba")
+        self._resolved = parallel != "auto"
+        self._workspaces = {}
+
+    def _resolve_parallel(self, dims):
+        """parallel="auto": re-emit once, with prange where the first call's sizes repay it."""
+        source = emit(self.graph, self._outputs, parallel="auto", dims=dims)
+        if source != self.source:
+            self.source, self.module = source, load_source(source, "numba")
+            self.path = self.module.__file__
+        self._resolved = True
+
+    def _run(self, args, dims):
+        if not self._resolved:
+            self._resolve_parallel(dims)
+        for k, *_ in self._fed:
+            a = args[k]
+            if a.ndim == 0 or not a.flags.c_contiguous:
+                args[k] = _as_kernel_arg(a)
+        try:
+            result = self.module.run(*args, *self._workspace(dims))
+        except (ValueError, IndexError) as e:
+            raise CallError(f"graph {self.graph.name!r}: {e}") from None
+        return {name: _output(v, self.copy_outputs) for name, v in zip(self.output_names, result)}
+
+    def _held_arg(self, arr):
+        return _as_kernel_arg(arr)  # 0-d state is passed as a 1-element view of the same memory
+
+    def _workspace(self, dims):
+        key = tuple(dims.get(d) for d in self.module.DIMS)
+        ws = self._workspaces.get(key)
+        if ws is None:
+            sizes = self.module.workspace_sizes(*key)
+            ws = [np.empty(s, dtype=dt) for s, dt in zip(sizes, self.module.WORKSPACE_DTYPES)]
+            self._workspaces = {key: ws}  # keep one set: a ragged last batch must not pile up memory
+        return ws
+
+
+def _as_kernel_arg(a):
+    if a.ndim == 0:
+        return a.reshape(1)
+    return a if a.flags.c_contiguous else np.ascontiguousarray(a)
+
+
+def _output(v, copy):
+    if isinstance(v, np.ndarray):
+        return v.copy() if copy else v
+    return np.asarray(v)
+
+
+def build(graph, outputs=None, parallel="auto", copy_outputs=True):
+    """The numba backend's compile.  Outputs are copied out of the workspace unless
+    copy_outputs=False (then they are overwritten by the next call)."""
+    select_threading_layer()
+    outputs = dict(graph.outputs) if outputs is None else {k: graph.outputs[k] for k in outputs}
+    return NumbaCompiled(graph, outputs, parallel, copy_outputs)

@@ -1,0 +1,137 @@
+"""Scalar expressions for elementwise ops: the body of a fused loop.
+
+The numba CPU and CUDA emitters both fuse chains of elementwise ops into one
+loop whose body is a sequence of scalar statements; this table is how each op
+is spelled as a scalar expression.  It uses only `math`, Python operators and
+typed literals, which numba compiles for the CPU and for CUDA alike.
+
+Rules of the spelling:
+- NaN propagates as in NumPy (np.maximum(nan, 0) is nan), so comparisons are
+  arranged so that a NaN operand falls through to the NaN-producing branch.
+- Literals carry the node's dtype (`np.float32(0.5)`), so a float32 loop stays
+  in float32 instead of being promoted to float64 by a Python float.
+- The stable forms match the op table's NumPy references (expit, logaddexp).
+"""
+import math
+
+import sympy
+from sympy.printing.pycode import PythonCodePrinter
+
+from graphc.errors import GraphcError
+from graphc.ops.registry import OPS
+
+
+def lit(value, dtype):
+    """A literal of `dtype` as source text."""
+    if dtype == "bool":
+        return repr(bool(value))
+    if dtype.startswith("int"):
+        return f"np.{dtype}({int(value)})"
+    value = float(value)
+    if math.isnan(value):
+        return f"np.{dtype}(np.nan)"
+    if math.isinf(value):
+        return f"np.{dtype}({'-' if value < 0 else ''}np.inf)"
+    return f"np.{dtype}({value!r})"
+
+
+class Ctx:
+    """What a spelling sees: the node's dtype and attrs, and typed literals."""
+
+    def __init__(self, dtype, attrs, operand_dtypes):
+        self.dtype, self.attrs, self.operand_dtypes = dtype, attrs, operand_dtypes
+
+    def lit(self, value, dtype=None):
+        return lit(value, dtype or self.dtype)
+
+
+def _cmp(symbol):
+    return lambda a, c: f"({a[0]} {symbol} {a[1]})"
+
+
+def _cast(a, c):
+    target, source = c.attrs["dtype"], c.operand_dtypes[0]
+    if target == "bool":
+        return f"({a[0]} != {lit(0, source)})"
+    return f"np.{target}({a[0]})"
+
+
+# op -> (operand expressions, Ctx) -> expression
+SCALAR = {
+    "add": lambda a, c: f"({a[0]} + {a[1]})",
+    "sub": lambda a, c: f"({a[0]} - {a[1]})",
+    "mul": lambda a, c: f"({a[0]} * {a[1]})",
+    "div": lambda a, c: f"({a[0]} / {a[1]})",
+    "pow": lambda a, c: f"({a[0]} ** {a[1]})",
+    "neg": lambda a, c: f"(-{a[0]})",
+    "exp": lambda a, c: f"math.exp({a[0]})",
+    "log": lambda a, c: f"math.log({a[0]})",
+    "sqrt": lambda a, c: f"math.sqrt({a[0]})",
+    "abs": lambda a, c: f"abs({a[0]})",
+    "sign": lambda a, c: f"({c.lit(1)} if {a[0]} > {c.lit(0)} else ({c.lit(-1)} if {a[0]} < {c.lit(0)} else {a[0]} * {c.lit(0)}))",
+    "erf": lambda a, c: f"math.erf({a[0]})",
+    "tanh": lambda a, c: f"math.tanh({a[0]})",
+    # expit: each branch only ever exponentiates a non-positive number.
+    "sigmoid": lambda a, c: (f"({c.lit(1)} / ({c.lit(1)} + math.exp(-{a[0]})) if {a[0]} >= {c.lit(0)} "
+                             f"else math.exp({a[0]}) / ({c.lit(1)} + math.exp({a[0]})))"),
+    "relu": lambda a, c: f"({c.lit(0)} if {a[0]} <= {c.lit(0)} else {a[0]})",
+    "leaky_relu": lambda a, c: f"({a[0]} if {a[0]} > {c.lit(0)} else {c.lit(c.attrs.get('alpha', 0.01))} * {a[0]})",
+    "elu": lambda a, c: f"({a[0]} if {a[0]} > {c.lit(0)} else {c.lit(c.attrs.get('alpha', 1.0))} * math.expm1({a[0]}))",
+    # logaddexp(0, a) = max(a, 0) + log1p(exp(-|a|)): never overflows.
+    "softplus": lambda a, c: f"(({a[0]} if {a[0]} > {c.lit(0)} else {c.lit(0)}) + math.log1p(math.exp(-abs({a[0]}))))",
+    "maximum": lambda a, c: f"({a[0]} if ({a[0]} >= {a[1]} or {a[0]} != {a[0]}) else {a[1]})",
+    "minimum": lambda a, c: f"({a[0]} if ({a[0]} <= {a[1]} or {a[0]} != {a[0]}) else {a[1]})",
+    "gt": _cmp(">"), "ge": _cmp(">="), "lt": _cmp("<"), "le": _cmp("<="), "eq": _cmp("=="), "ne": _cmp("!="),
+    "where": lambda a, c: f"({a[1]} if {a[0]} else {a[2]})",
+    "cast": _cast,
+    "broadcast_to": lambda a, c: a[0],  # inside a loop, broadcasting is in the operand's index
+    "bce_with_logits": lambda a, c: (f"(({a[0]} if {a[0]} > {c.lit(0)} else {c.lit(0)}) - {a[0]} * {a[1]} "
+                                     f"+ math.log1p(math.exp(-abs({a[0]}))))"),
+}
+
+
+class _MathPrinter(PythonCodePrinter):
+    """Writes a user op's SymPy expression with `math`, each symbol as its operand."""
+
+    def __init__(self, names):
+        super().__init__({"fully_qualified_modules": True})
+        self._names = names
+
+    def _print_Symbol(self, s):
+        return self._names.get(s) or super()._print_Symbol(s)
+
+
+def _user_op(opdef):
+    """A user-defined op (graphc.define_elementwise) is spelled from its SymPy form."""
+    lam = opdef.expr
+
+    def spell(args, ctx):
+        names = {s: f"({a})" for s, a in zip(lam.variables, args)}
+        text = _MathPrinter(names).doprint(lam.expr)
+        return f"np.{ctx.dtype}({text})"
+    return spell
+
+
+def scalar_expr(op, args, ctx):
+    """The scalar expression for one elementwise node."""
+    spell = SCALAR.get(op)
+    if spell is None:
+        opdef = OPS.get(op)
+        if opdef is None or opdef.expr is None:
+            raise GraphcError(f"op {op!r} has no scalar spelling for the compiled backends; add it to graphc.codegen.scalar.SCALAR")
+        spell = _user_op(opdef)
+    return spell(args, ctx)
+
+
+FUSIBLE = set(SCALAR)
+
+
+def is_fusible(op):
+    """Elementwise ops (and broadcast_to) become statements of a fused loop."""
+    if op in FUSIBLE:
+        return True
+    opdef = OPS.get(op)
+    return opdef is not None and opdef.expr is not None and opdef.is_elementwise
+
+
+__all__ = ["SCALAR", "Ctx", "lit", "scalar_expr", "is_fusible", "sympy"]

@@ -1,0 +1,111 @@
+"""The one-call training step.
+
+`build_step` turns a model graph into a step graph: the model's forward pass,
+its backward pass (autodiff), and the optimizer's update nodes, with each
+parameter's new value recorded in `graph.updates`.  `Step` compiles that graph
+once, keeps the parameters and optimizer state on the backend (host arrays for
+numba CPU, device arrays for CUDA), and runs forward + backward + update in a
+single call into compiled code.
+"""
+import numpy as np
+
+from graphc import dsl as F
+from graphc.autodiff import grad
+from graphc.errors import CallError, GraphcError
+from graphc.rewrite import eliminate_dead_code
+from graphc.runtime import compile as compile_graph
+
+HYPER_PREFIX = "opt."  # hyperparameter inputs are named opt.lr, opt.momentum, ...
+
+
+def build_step(graph, optimizer, loss=None, params=None):
+    """Return the step graph of `graph`: outputs are the model's outputs; the
+    optimizer's new values of `params` (default: all params) are its updates."""
+    forward_outputs = list(graph.outputs)
+    names = list(params) if params is not None else [graph.name_of(n) for n in sorted(graph.params)]
+    if not names:
+        raise GraphcError(f"graph {graph.name!r} has no params to train")
+    g = grad(graph, loss=loss, wrt=names)
+    hyper = {k: _hyper_input(g, k, g.dtype(g.find(names[0]))) for k in optimizer.hyper}
+    with F.building("update"):
+        for name in names:
+            _add_update(g, name, optimizer, hyper)
+    g.outputs = {k: g.outputs[k] for k in forward_outputs}
+    eliminate_dead_code(g)
+    return g.validate(outputs_need_inputs=False)
+
+
+def _hyper_input(g, key, dtype):
+    node = g.add("input", [], {"shape": (), "dtype": dtype}, name=HYPER_PREFIX + key, phase="update")
+    return F.Value(g, node)
+
+
+def _add_update(g, name, optimizer, hyper):
+    p = F.Value(g, g.find(name))
+    gp = F.Value(g, g.grads[name])
+    state = {slot: F.Value(g, g.add("param", [], {"shape": p.shape, "dtype": p.dtype, "role": "state"},
+                                    name=f"{name}.{slot}", phase="update")) for slot in optimizer.slots}
+    new_p, new_state = optimizer.update(p, gp, state, hyper)
+    _set(g, p, new_p, f"{name}_new")
+    for slot, value in new_state.items():
+        _set(g, state[slot], value, f"{name}.{slot}_new")
+
+
+def _set(g, leaf, value, name):
+    if g.op(value.node) not in ("input", "param", "const") and value.name.startswith(f"{g.op(value.node)}_"):
+        g.rename(value.node, name)  # a readable name for emitted code, unless the user named it
+    g.set_update(leaf.node, value.node)
+
+
+class Step:
+    """A compiled training step.  Call it with the batch's inputs by name; it runs
+    forward, backward and the update in one compiled call and returns the outputs."""
+
+    def __init__(self, graph, params, optimizer, loss=None, backend="numba", **options):
+        self.optimizer = optimizer
+        self.graph = build_step(graph, optimizer, loss, list(params))
+        self.compiled = compile_graph(self.graph, backend, **options)
+        self.steps = 0
+        self.compiled.hold(self._initial_state(params))
+        hyper = [n for n in self.graph.inputs if self.graph.name_of(n).startswith(HYPER_PREFIX)]
+        self._hyper_dtype = self.graph.dtype(hyper[0]) if hyper else None
+
+    def _initial_state(self, params):
+        state = {}
+        for leaf in self.graph.updates:
+            name, dtype = self.graph.name_of(leaf), self.graph.dtype(leaf)
+            if self.graph.node(leaf)["attrs"].get("role") == "state":
+                state[name] = np.zeros(_concrete(self.graph, leaf), dtype=dtype)
+            else:
+                state[name] = np.array(params[name], dtype=dtype, order="C")  # a copy the step owns
+        return state
+
+    def __call__(self, feeds=None, check_finite=False, **kw_feeds):
+        feeds = dict(feeds, **kw_feeds) if feeds else kw_feeds
+        for key, value in self.optimizer.values(self.steps).items():
+            if HYPER_PREFIX + key in feeds:
+                raise CallError(f"'{HYPER_PREFIX + key}' is a hyperparameter; set optimizer.hyper['{key}'] instead")
+            feeds[HYPER_PREFIX + key] = np.asarray(value, dtype=self._hyper_dtype)
+        out = self.compiled(feeds, check_finite=check_finite)
+        self.steps += 1
+        return out
+
+    @property
+    def params(self):
+        """Current parameters and optimizer state by name (host arrays)."""
+        return self.compiled.held
+
+    def __repr__(self):
+        return f"<graphc.Step {self.graph.name!r} {self.optimizer!r} backend={self.compiled.backend} steps={self.steps}>"
+
+
+def _concrete(graph, n):
+    shape = graph.shape(n)
+    if not all(isinstance(d, int) for d in shape):
+        raise GraphcError(f"param '{graph.name_of(n)}' has symbolic shape {shape}; params need concrete shapes")
+    return shape
+
+
+def compile_step(graph, params, optimizer, loss=None, backend="numba", **options):
+    """Build and compile the training step of `graph`; see `Step`."""
+    return Step(graph, params, optimizer, loss, backend, **options)
