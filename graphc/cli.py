@@ -10,8 +10,9 @@ import sys
 
 from graphc.cli_inputs import UsageError, load_model
 
+from graphc.runtime import BACKENDS  # python, numba, cuda
+
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
-BACKENDS = {"python": "graphc.codegen.python"}  # numba-cpu / numba-cuda are planned (issue 3)
 
 
 def _fmt(description, examples):
@@ -47,8 +48,11 @@ def cmd_emit(args):
     import graphc
     graph = load_graph(args.model)
     graph.validate()
-    if args.grad:
-        wrt = args.wrt.split(",") if args.wrt else None
+    wrt = args.wrt.split(",") if args.wrt else None
+    if args.step:
+        from graphc.train import SGD, build_step
+        graph = build_step(graph, SGD(lr=0.01), loss=args.loss, params=wrt)
+    elif args.grad:
         graph = graphc.grad(graph, loss=args.loss, wrt=wrt)
     backend = importlib.import_module(BACKENDS[args.backend])
     sys.stdout.write(backend.emit(graph))
@@ -173,9 +177,12 @@ def make_parser():
          "graphc emit examples/lecture_graph.py --grad",
          "graphc emit examples/lecture_graph.py --grad --backend numba",
          "graphc emit model.json --grad",
+         "graphc emit examples/spiral_gradients.py --step --backend numba   # forward+backward+SGD in one @njit",
          "graphc emit examples/spiral_gradients.py --grad --wrt W1,W2 > step.py"]))
     emit.add_argument("model", metavar="MODEL", help="a .py model (run) or a .json graph file (only read)")
     emit.add_argument("--grad", action="store_true", help="emit the gradient graph (graphc.grad) instead")
+    emit.add_argument("--step", action="store_true",
+                      help="emit the whole SGD training step: forward, backward and update in one function")
     emit.add_argument("--loss", help="with --grad: the output to differentiate (default: the only output)")
     emit.add_argument("--wrt", help="with --grad: comma-separated names (default: params, else float inputs)")
     emit.add_argument("--backend", choices=sorted(BACKENDS), default="python", help="code generator (default: python)")

@@ -28,6 +28,7 @@ from graphc.runtime import Compiled, load_source
 
 DECORATOR = '@njit(cache=True, error_model="numpy", nogil=True, parallel={parallel})'
 _IDENT = re.compile(r"\b[A-Za-z_][A-Za-z0-9_]*\b")
+CHUNK_LINES = 100  # lines of loop code per @njit function (compile time is superlinear in size)
 PARALLEL_MIN_ELEMENTS = 1 << 17  # below this a prange region costs more than it saves (measured)
 ALIGN = 16  # workspace views start on 64-byte boundaries (16 float32s)
 
@@ -51,7 +52,7 @@ class Emitter:
         self.leaves = sorted(graph.nodes_with_op("input", "param"))
         for n in self.leaves:
             self.name(n)
-        self.globals, self.uses_prange = [], False
+        self.globals, self.uses_prange, self._earlier_defined = [], False, []
 
     # ----- reading values ------------------------------------------------------------
     def array(self, n):
@@ -102,41 +103,64 @@ class Emitter:
 
     # ----- the module --------------------------------------------------------------------
     def module(self):
-        """One @njit function `run` computes the graph.  Loops that run under prange
-        are moved into small functions of their own, compiled with parallel=True:
-        numba's parfor pass is far superlinear in function size, so a parallel
-        `run` of a big graph compiled ~7x slower than a serial one."""
+        """`run` binds the dims and workspace views, then calls the kernels: chunks of
+        consecutive steps, each its own @njit function.  numba's compile time grows
+        faster than linearly with a function's size (SSA and liveness passes, LLVM),
+        so a big graph compiles much faster in chunks of about CHUNK_LINES; a small
+        graph is one chunk.  Loops under prange go to chunks of their own, compiled
+        with parallel=True (the parfor pass is the most superlinear of all)."""
         body = self._prologue() + self._workspace_views()
-        kernels = []
-        for k, step in enumerate(self.plan.steps):
+        chunks, current = [], []
+        for step in self.plan.steps:
             self.uses_prange = False
             lines = self._step(step)
-            if self.uses_prange:
-                call, fn = self._as_function(k, step, lines, known=self._scope())
-                body.append(call)
-                kernels += fn
-            else:
-                body += lines
+            full = current and sum(len(l) for _, l, _ in current) + len(lines) > CHUNK_LINES
+            if full or (current and current[-1][2] != self.uses_prange):
+                chunks.append(current)
+                current = []
+            current.append((step, lines, self.uses_prange))
+        chunks += [current] if current else []
+        later = [self._names_used(c) for c in chunks] + [set(_IDENT.findall("\n".join(self._return())))]
+        kernels = []
+        for k, chunk in enumerate(chunks):
+            needed_after = set().union(*later[k + 1:])
+            call, fn = self._as_function(k, chunk, needed_after)
+            body.append(call)
+            kernels += fn
         body += self._return()
         signature = f"def run({', '.join(self._params())}):"
         return "\n".join(self._header() + kernels + [DECORATOR.format(parallel=False), signature] + body + [""])
 
+    def _names_used(self, chunk):
+        return set(_IDENT.findall("\n".join(line for _, lines, _ in chunk for line in lines)))
+
+    def _defined(self, step):
+        """Names a step binds that later steps may read: scalars and views."""
+        if isinstance(step, (Scalar, View)) or (isinstance(step, Kernel) and self.g.shape(step.node) == ()):
+            return [self.name(step.node)]
+        return []
+
     def _scope(self):
-        """Names `run` defines: leaves, dims, workspace views, scalars, globals."""
+        """Names `run` binds itself: leaves, dims, workspace views, globals."""
         names = {self.name(n) for n in self.leaves} | set(self._dim_names())
         names |= {self.name(n) + "_1d" for n in self.leaves if self.g.shape(n) == ()}
-        names |= {self.name(n) for n, st in self.plan.storage.items() if st in ("buffer", "scalar", "view")}
+        names |= {self.name(n) for n, st in self.plan.storage.items() if st == "buffer"}
         return names | {"K_" + self.name(n) for n, st in self.plan.storage.items() if st == "global"}
 
-    def _as_function(self, k, step, lines, known):
-        node = step.leaf if isinstance(step, Copy) else (step.members[-1] if isinstance(step, Loop) else step.node)
+    def _as_function(self, k, chunk, needed_after):
+        defined = [name for step, _, _ in chunk for name in self._defined(step)]
+        known = self._scope() | set(self._earlier_defined)
+        args = sorted((self._names_used(chunk) & known) - set(defined))
+        returns = [name for name in defined if name in needed_after]
+        self._earlier_defined += returns
+        first = chunk[0][0]
+        node = first.leaf if isinstance(first, Copy) else (first.members[-1] if isinstance(first, Loop) else first.node)
         fname = f"k{k}_{self.name(node)}"
-        returns = self.name(step.node) if isinstance(step, Kernel) and self.g.shape(step.node) == () else None
-        text = "\n".join(lines)
-        args = sorted({w for w in _IDENT.findall(text) if w in known and w != returns})
-        fn = [DECORATOR.format(parallel=self.uses_prange), f"def {fname}({', '.join(args)}):", *lines]
-        fn += [f"    return {returns}"] if returns else []
-        call = f"    {returns + ' = ' if returns else ''}{fname}({', '.join(args)})"
+        fn = [DECORATOR.format(parallel=chunk[0][2]), f"def {fname}({', '.join(args)}):"]
+        fn += [line for _, lines, _ in chunk for line in lines]
+        ret = "".join(r + ", " for r in returns)
+        fn += [f"    return ({ret})"] if returns else []
+        call = f"    {'(' + ret + ') = ' if returns else ''}{fname}({', '.join(args)})"
         return call, fn + ["", ""]
 
     def _params(self):
@@ -271,6 +295,7 @@ class NumbaCompiled(Compiled):
         super().__init__(graph, source, load_source(source, "numba"), "numba")
         self._resolved = parallel != "auto"
         self._workspaces = {}
+        self._out_dtypes = [np.dtype(graph.dtype(outputs[name])) for name in self.output_names]
 
     def _resolve_parallel(self, dims):
         """parallel="auto": re-emit once, with prange where the first call's sizes repay it."""
@@ -291,7 +316,7 @@ class NumbaCompiled(Compiled):
             result = self.module.run(*args, *self._workspace(dims))
         except (ValueError, IndexError) as e:
             raise CallError(f"graph {self.graph.name!r}: {e}") from None
-        return {name: _output(v, self.copy_outputs) for name, v in zip(self.output_names, result)}
+        return {name: _output(v, dt, self.copy_outputs) for name, v, dt in zip(self.output_names, result, self._out_dtypes)}
 
     def _held_arg(self, arr):
         return _as_kernel_arg(arr)  # 0-d state is passed as a 1-element view of the same memory
@@ -312,10 +337,10 @@ def _as_kernel_arg(a):
     return a if a.flags.c_contiguous else np.ascontiguousarray(a)
 
 
-def _output(v, copy):
+def _output(v, dtype, copy):
     if isinstance(v, np.ndarray):
         return v.copy() if copy else v
-    return np.asarray(v)
+    return np.asarray(v, dtype=dtype)  # numba boxes a float32 scalar as a Python float
 
 
 def build(graph, outputs=None, parallel="auto", copy_outputs=True):
