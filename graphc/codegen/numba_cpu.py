@@ -29,7 +29,7 @@ from graphc.runtime import Compiled, load_source
 DECORATOR = '@njit(cache=True, error_model="numpy", nogil=True, parallel={parallel})'
 _IDENT = re.compile(r"\b[A-Za-z_][A-Za-z0-9_]*\b")
 CHUNK_LINES = 100  # lines of loop code per @njit function (compile time is superlinear in size)
-PARALLEL_MIN_ELEMENTS = 1 << 17  # below this a prange region costs more than it saves (measured)
+PARALLEL_MIN_ELEMENTS = 1 << 21  # below this a prange region costs more than it saves (benchmarks/bench_prange.py)
 ALIGN = 16  # workspace views start on 64-byte boundaries (16 float32s)
 
 
