@@ -1,5 +1,14 @@
 """Shared test fixtures: a private cache directory per test, and the lecture graph."""
-import pytest
+import os
+
+# The CUDA backend's tests run on numba-cuda's simulator unless GRAPHC_REAL_CUDA=1
+# (on a machine with a GPU).  numba reads NUMBA_ENABLE_CUDASIM once, when it is
+# first imported, so this must run before anything imports numba -- conftest.py
+# is loaded before any test module.
+if os.environ.get("GRAPHC_REAL_CUDA") != "1":
+    os.environ.setdefault("NUMBA_ENABLE_CUDASIM", "1")
+
+import pytest  # noqa: E402
 
 import graphc as gc
 
