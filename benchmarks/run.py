@@ -1,11 +1,12 @@
 """Benchmarks of graphc's one-call training step (numba CPU backend) against NumPy
 by hand, PyTorch eager and JAX jit, plus graphc's compile and start-up costs.
 
-    .venv/bin/python benchmarks/run.py                  # everything (about 12-15 min on 2 cores)
+    .venv/bin/python benchmarks/run.py                  # everything (about 10-12 min on 2 cores)
     .venv/bin/python benchmarks/run.py --write-docs     # ... and rewrite the results in docs/performance.md
     .venv/bin/python benchmarks/run.py --quick          # fewer rounds, sizes and depths (a few minutes)
     .venv/bin/python benchmarks/run.py --only workloads startup --peers graphc numpy jax
     .venv/bin/python benchmarks/run.py --from-json RESULTS.json --write-docs   # re-render saved results
+    .venv/bin/python benchmarks/run.py --wait-quiet 600   # first wait (up to 600 s) for a quiet machine
 
 PyTorch and JAX come from the `bench` extra: `pip install -e '.[bench]'` (use the
 CPU wheel of torch); a peer that is not installed is reported as missing.
@@ -47,7 +48,7 @@ import workloads as W  # noqa: E402
 
 PEERS = ("graphc", "numpy", "torch", "jax")
 LABEL = {"graphc": "graphc (numba)", "numpy": "NumPy by hand", "torch": "PyTorch eager", "jax": "JAX jit",
-         "gemm": "GEMM peak"}
+         "gemm": "GEMM peak", "gemms": "the step's GEMMs alone"}
 SECTIONS = ("gemm", "workloads", "startup", "batch", "depth")
 LOSS_RTOL = 1e-4     # losses of the check steps vs the float64 reference
 UPDATE_RTOL = 1e-2   # norm of each parameter's update after the check steps (float32 rounding of p_new - p_old)
@@ -122,6 +123,8 @@ class PeerProc:
 def peer_argv(name, spec):
     if name == "gemm":
         return [str(HERE / "gemm_peak.py"), "--size", str(spec)]
+    if name == "gemms":
+        return [str(HERE / "gemm_peak.py"), "--gemms-of", spec.name]
     args = [str(HERE / f"peer_{name}.py")]
     if spec.name in W.WORKLOADS and W.WORKLOADS[spec.name] == spec:
         return args + ["--workload", spec.name]
@@ -154,10 +157,12 @@ def verdict(check, ref):
 
 
 # ----- one comparison: several peers, one workload, interleaved rounds -----------------------------
-def compare(spec, peers, rounds, round_s, env, logdir, min_steps=1, gemm_size=None, setup_timeout=900):
+def compare(spec, peers, rounds, round_s, env, logdir, min_steps=1, gemm_size=None, gemms=False, setup_timeout=900):
+    """Set up `peers` (and the pseudo-peers: "gemm", a square GEMM of gemm_size, and
+    "gemms", the step's GEMMs alone), check them, then time interleaved rounds."""
     out = {"spec": spec.as_dict(), "peers": {}, "rounds": rounds, "load": [os.getloadavg()[0]]}
     procs = {}
-    names = list(peers) + (["gemm"] if gemm_size else [])
+    names = list(peers) + (["gemm"] if gemm_size else []) + (["gemms"] if gemms else [])
     for name in names:
         log(f"  {spec.name}: starting {name}")
         pp = PeerProc(name, peer_argv(name, gemm_size if name == "gemm" else spec), env, logdir, setup_timeout)
@@ -240,7 +245,7 @@ def section_workloads(cfg, env, logdir):
         log(f"workload {name}: {rounds} rounds")
         out[name] = compare(spec, cfg.peers, rounds, cfg.round_s_wide if name == "wide" else cfg.round_s,
                             env, logdir, min_steps=2 if name == "wide" else 1,
-                            gemm_size=cfg.gemm_size if name == "wide" else None)
+                            gemm_size=cfg.gemm_size if name == "wide" else None, gemms=name in ("mnist", "wide"))
     return out
 
 
@@ -329,6 +334,7 @@ def machine(env):
         except md.PackageNotFoundError:
             versions[pkg] = None
     info["versions"] = versions
+    info["graphc_source"] = graphc_source()
     info["env"] = {k: v for k, v in env.items() if k.startswith(("OMP_", "OPENBLAS_", "MKL_", "NUMBA_", "XLA_", "GOTO"))
                    and k != "GRAPHC_CACHE_DIR"}
     try:
@@ -336,6 +342,23 @@ def machine(env):
     except OSError:
         pass
     return info
+
+
+def graphc_source():
+    """The commit, whether graphc/ has uncommitted changes, and a hash of graphc/*.py as run."""
+    import hashlib
+    h = hashlib.sha256()
+    for f in sorted((ROOT / "graphc").rglob("*.py")):
+        h.update(str(f.relative_to(ROOT)).encode() + b"\0" + f.read_bytes())
+    out = {"sha256": h.hexdigest()[:12]}
+    try:
+        out["commit"] = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
+                                       text=True, timeout=10).stdout.strip()
+        out["dirty"] = bool(subprocess.run(["git", "status", "--porcelain", "--", "graphc"], cwd=ROOT,
+                                           capture_output=True, text=True, timeout=10).stdout.strip())
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return out
 
 
 # ----- formatting --------------------------------------------------------------------------
@@ -361,7 +384,7 @@ def peer_time(cmp, name):
 def fastest_peer(cmp):
     best = None
     for name, p in cmp["peers"].items():
-        if name in ("graphc", "gemm") or "median_s" not in p or not p.get("verdict", {}).get("ok", True):
+        if name in ("graphc", "gemm", "gemms") or "median_s" not in p or not p.get("verdict", {}).get("ok", True):
             continue
         if best is None or p["median_s"] < best[1]:
             best = (name, p["median_s"])
@@ -413,10 +436,12 @@ def render(res):
     add("with mean softmax cross-entropy, in float32, on the same batch every step.  Run them with")
     add("")
     add("```sh")
-    add(".venv/bin/pip install -e '.[bench]'                 # PyTorch (CPU wheel) and JAX; optional")
-    add(".venv/bin/python benchmarks/run.py                 # everything, about 12-15 minutes on 2 cores")
+    add(".venv/bin/pip install -e '.[bench]'                 # PyTorch and JAX; optional (install torch's CPU wheel first,")
+    add("                                                     # or pip pulls the CUDA build, gigabytes)")
+    add(".venv/bin/python benchmarks/run.py                 # everything, about 10-12 minutes on 2 cores")
     add(".venv/bin/python benchmarks/run.py --write-docs    # ... and rewrite this section")
     add(".venv/bin/python benchmarks/run.py --quick         # fewer rounds, sizes and depths")
+    add(".venv/bin/python benchmarks/run.py --wait-quiet 600 --write-docs   # first wait for the load average to drop")
     add(".venv/bin/python benchmarks/peer_graphc.py --workload spiral   # one peer alone, prints JSON")
     add("```")
     add("")
@@ -438,7 +463,8 @@ def render(res):
     add("**Method**: each peer runs in its own process (`peer_*.py --serve`); processes are set up one")
     add("after another, so no compile overlaps a measurement, then timing rounds are interleaved")
     add("(graphc, NumPy, PyTorch, JAX, graphc, ...).  A round is k steps with k chosen per peer so a round")
-    add("takes about 0.25 s (wide: 1 s, at least 2 steps); a round's figure is its median step time and a")
+    add(f"takes about 0.25 s (wide: 1 s, at least 2 steps); {res['config']['rounds']} rounds (wide: "
+        f"{res['config']['rounds_wide']}); a round's figure is its median step time and a")
     add("peer's result is the median over rounds (after one warm-up round); 0.2 s pass between two peers' rounds so that the idle threads of the last one (OpenBLAS spins ~0.1 s after a call) are asleep.  Times are wall clock.")
     add("Ratios are peer time / graphc time, so above 1 means graphc is faster.  The machine is a shared")
     add("2-core VM: other work on it moves absolute times by tens of percent (the GEMM peak below is")
@@ -449,6 +475,10 @@ def render(res):
     add("")
     add(f"- CPU: {m['cpu']} ({m['cores']} cores{', ' + ', '.join(m.get('flags', [])) if m.get('flags') else ''}),"
         f" {m.get('memory_gib', '?')} GiB; {m['system']}")
+    src = m.get("graphc_source") or {}
+    if src:
+        add(f"- graphc: commit {src.get('commit', '?')}{' with uncommitted changes in graphc/' if src.get('dirty') else ''}"
+            f" (sources sha256 {src['sha256']})")
     add(f"- Python {m['python']}; " + ", ".join(f"{k} {v[k]}" for k in ("numpy", "scipy", "numba", "llvmlite",
                                                                         "torch", "jax", "jaxlib") if v.get(k)))
     blas = (res.get("gemm") or {}).get("openblas") or {}
@@ -479,9 +509,10 @@ def render(res):
     if wl:
         add("### Step time (median of interleaved rounds)")
         add("")
-        hdr = "| workload | " + " | ".join(LABEL[p] for p in peers_in) + " | fastest peer | graphc vs fastest |"
+        hdr = ("| workload | " + " | ".join(LABEL[p] for p in peers_in)
+               + " | fastest peer | graphc vs fastest | its GEMMs alone (NumPy) |")
         add(hdr)
-        add("|---|" + "---:|" * (len(peers_in) + 2))
+        add("|---|" + "---:|" * (len(peers_in) + 3))
         for name, cmp in wl.items():
             cells = []
             for p in peers_in:
@@ -489,7 +520,7 @@ def render(res):
             fp = fastest_peer(cmp)
             g = peer_time(cmp, "graphc")
             sp = fp[1] / g if fp and g else None
-            cells += [f"{LABEL[fp[0]]}" if fp else "—", fmt_x(sp)]
+            cells += [f"{LABEL[fp[0]]}" if fp else "—", fmt_x(sp), fmt_t(peer_time(cmp, "gemms"))]
             add(f"| {_wl_label(name, cmp)} | " + " | ".join(cells) + " |")
         add("")
         add("Ratios (peer time / graphc time; above 1: graphc is faster):")
@@ -504,9 +535,14 @@ def render(res):
             cells += [fmt_t(kern), f"{fmt_t(g - kern)} ({(g - kern) / g:.0%})" if kern and g else "—"]
             add(f"| {name} | " + " | ".join(cells) + " |")
         add("")
+        add("*its GEMMs alone*: the step's matmuls (forward X·W, backward dW and dX), nothing else, in NumPy, timed")
+        add("in the same interleaved rounds by `gemm_peak.py --serve --gemms-of WORKLOAD`: the floor for a step that")
+        add("calls the same BLAS.")
+        add("")
         add("*graphc kernel alone*: the emitted `run` function called directly with pre-bound arguments")
         add("(`peer_graphc.py`'s probe, timed in the same rounds); the difference is what `Step.__call__` costs")
-        add("in Python per step (feeds, validation, hyperparameters, output copy).")
+        add("in Python per step (feeds, validation, hyperparameters, output copy).  It matters for spiral; for the")
+        add("larger workloads the difference is within the noise between two sets of steps.")
         add("")
         add("Correctness check (largest relative difference from the float64 reference over 3 steps: loss / update norm):")
         add("")
@@ -541,7 +577,9 @@ def render(res):
             pk = g["peak"]
             add(f"float32 GEMM peak, {pk['size']}×{pk['size']} square, best of {res['config']['gemm_repeats']} "
                 f"(`benchmarks/gemm_peak.py`, its own process, start of the run): NumPy {pk['numpy_gflops']:.0f} GFLOP/s"
-                + (f", SciPy sgemm {pk['scipy_gflops']:.0f} GFLOP/s" if "scipy_gflops" in pk else "") + ".")
+                + (f"; np.dot inside @njit (SciPy's OpenBLAS, what graphc calls) {pk['numba_gflops']:.0f} GFLOP/s"
+                   if "numba_gflops" in pk else "")
+                + (f"; torch.mm (MKL) {pk['torch_gflops']:.0f} GFLOP/s" if "torch_gflops" in pk else "") + ".")
         if "wide_bound_s" in d:
             pk = d["wide_peaks"]
             if "interleaved" in pk:
@@ -553,16 +591,21 @@ def render(res):
                 "backward dW for each layer and dX for all but the first), so at "
                 f"{d['wide_peak'] / 1e9:.0f} GFLOP/s it is bound by **{fmt_t(d['wide_bound_s'])}**.")
             add("")
-            add("| peer | wide step | GEMM-bound / step time |")
-            add("|---|---:|---:|")
+            add("| peer | wide step | GEMM-bound / step time | matmul GFLOP/s over the whole step |")
+            add("|---|---:|---:|---:|")
             for p in peers_in:
                 t = peer_time(wl["wide"], p)
                 if t:
-                    add(f"| {LABEL[p]} | {fmt_t(t)} | {d['wide_bound_s'] / t:.2f} |")
+                    add(f"| {LABEL[p]} | {fmt_t(t)} | {d['wide_bound_s'] / t:.2f} | {d['wide_flops'] / t / 1e9:.0f} |")
+            gs = wl["wide"]["peers"].get("gemms") or {}
+            if "median_s" in gs:
+                t = gs["median_s"]
+                add(f"| the step's {len(W.step_gemms(W.Spec.from_dict(wl['wide']['spec'])))} GEMMs alone "
+                    f"(NumPy, interleaved rounds) | {fmt_t(t)} | {d['wide_bound_s'] / t:.2f} | {d['wide_flops'] / t / 1e9:.0f} |")
             if g and g.get("workload_gemms"):
                 wg = g["workload_gemms"]
-                add(f"| the step's {len(wg['gemms'])} GEMMs alone (NumPy, best of each) | {fmt_t(wg['total_s'])} | "
-                    f"{d['wide_bound_s'] / wg['total_s']:.2f} |")
+                add(f"| the same GEMMs, best of each (NumPy, start of the run) | {fmt_t(wg['total_s'])} | "
+                    f"{d['wide_bound_s'] / wg['total_s']:.2f} | {d['wide_flops'] / wg['total_s'] / 1e9:.0f} |")
             add("")
         if g and g.get("workload_gemms"):
             add("The wide step's GEMMs timed alone (NumPy, best of several; start of the run):")
