@@ -13,6 +13,7 @@ import importlib
 import importlib.util
 import os
 import sys
+from abc import ABC, abstractmethod
 from pathlib import Path
 
 import numpy as np
@@ -66,7 +67,7 @@ def load_source(source, backend):
     return module
 
 
-class Compiled:
+class Compiled(ABC):
     """A graph compiled by a backend: call it with arrays by name, get outputs by name.
 
     `source` is the emitted code and `path` the file it was loaded from.  Leaves
@@ -173,8 +174,9 @@ class Compiled:
         values, _ = bind_feeds(self.graph, {**feeds, **arrays})
         return {name: np.asarray(values[self.graph.find(name)]) for name in feeds}
 
+    @abstractmethod
     def _run(self, args, dims):
-        raise NotImplementedError
+        """Run the backend's module on arguments in INPUTS order; {output name: value}."""
 
     def __repr__(self):
         return f"<graphc.Compiled {self.graph.name!r} backend={self.backend} path={self.path}>"

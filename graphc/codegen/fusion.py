@@ -245,11 +245,5 @@ def index_expr(operand_shape, loop_shape, loop_vars):
     return ", ".join(parts)
 
 
-def size_expr(shape):
-    """Element count of a shape as source text (symbolic dims are variables)."""
-    parts = [str(d) for d in shape]
-    return " * ".join(parts) if parts else "1"
-
-
 def concrete_size(shape, dims):
     return int(np.prod([dims.get(d, 1) if isinstance(d, str) else d for d in shape], dtype=np.int64))

@@ -20,7 +20,7 @@ import numpy as np
 
 from graphc import __version__
 from graphc.codegen import numba_kernels as K
-from graphc.codegen.fusion import Copy, Kernel, Loop, Scalar, View, concrete_size, plan
+from graphc.codegen.fusion import Copy, Kernel, Loop, Scalar, View, concrete_size, index_expr, plan
 from graphc.codegen.python import Namer
 from graphc.codegen.scalar import Ctx, lit, scalar_expr
 from graphc.errors import CallError, GraphcError
@@ -52,7 +52,7 @@ class Emitter:
         self.leaves = sorted(graph.nodes_with_op("input", "param"))
         for n in self.leaves:
             self.name(n)
-        self.globals, self.uses_prange, self._earlier_defined = [], False, []
+        self.uses_prange, self._earlier_defined = False, []
 
     # ----- reading values ------------------------------------------------------------
     def array(self, n):
@@ -80,7 +80,6 @@ class Emitter:
             return self.name(n) + "_"
         if flat:
             return f"{self.array(n)}_flat[{loop_vars[0]}]"
-        from graphc.codegen.fusion import index_expr
         return f"{self.array(n)}[{index_expr(shape, loop_shape, loop_vars)}]"
 
     def ctx(self, n):

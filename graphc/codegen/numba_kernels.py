@@ -322,5 +322,3 @@ KERNELS = {
     "reshape": _reshape,
     "broadcast_to": _broadcast_node,
 }
-
-__all__ = ["KERNELS", "fused_loop", "copy_into_leaf", "kernel", "index_expr", "scalar_expr"]

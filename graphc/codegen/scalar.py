@@ -14,7 +14,6 @@ Rules of the spelling:
 """
 import math
 
-import sympy
 from sympy.printing.pycode import PythonCodePrinter
 
 from graphc.errors import GraphcError
@@ -133,5 +132,3 @@ def is_fusible(op):
     opdef = OPS.get(op)
     return opdef is not None and opdef.expr is not None and opdef.is_elementwise
 
-
-__all__ = ["SCALAR", "Ctx", "lit", "scalar_expr", "is_fusible", "sympy"]

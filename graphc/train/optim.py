@@ -7,11 +7,12 @@ learning rate become scalar inputs of the step graph, so a schedule can change
 them between steps without recompiling.
 """
 import math
+from abc import ABC, abstractmethod
 
 from graphc.errors import GraphcError
 
 
-class Optimizer:
+class Optimizer(ABC):
     """Base class.  Subclasses name their hyperparameters and per-parameter state
     slots and build the update with `update`."""
     slots = ()  # per-parameter state arrays, e.g. ("velocity",), zero at the start
@@ -21,11 +22,11 @@ class Optimizer:
             _check_hyper(type(self).__name__, name, value)
         self.hyper = dict(hyper)
 
+    @abstractmethod
     def update(self, p, g, state, hyper):
         """New value of parameter `p` given its gradient `g` (both graph Values),
         its `state` {slot: Value} and the hyperparameter inputs {name: Value}.
         Returns (new_p, {slot: new state Value})."""
-        raise NotImplementedError
 
     def values(self, step):
         """Hyperparameter values fed to step number `step` (0-based); a subclass
