@@ -104,20 +104,23 @@ class Graph:
         self.updates[leaf] = value
 
     # ----- queries ----------------------------------------------------------
+    # These run for every node in every pass, so they read networkx's storage
+    # (`_node`, `_pred`: the dicts behind the `nodes` and `pred` views) directly;
+    # the views cost several times more per lookup.
     def node(self, n):
-        return self.nx.nodes[n]
+        return self.nx._node[n]
 
     def op(self, n):
-        return self.nx.nodes[n]["op"]
+        return self.nx._node[n]["op"]
 
     def shape(self, n):
-        return self.nx.nodes[n]["shape"]
+        return self.nx._node[n]["shape"]
 
     def dtype(self, n):
-        return self.nx.nodes[n]["dtype"]
+        return self.nx._node[n]["dtype"]
 
     def name_of(self, n):
-        return self.nx.nodes[n]["name"]
+        return self.nx._node[n]["name"]
 
     def find(self, name):
         """Node id by name."""
@@ -129,7 +132,7 @@ class Graph:
     def operands(self, n):
         """Operand node ids of n, in operand order."""
         # Read the adjacency directly: networkx's edge views cost ~10x more on this hot path.
-        pairs = [(d["pos"], src) for src, keyed in self.nx.pred[n].items() for d in keyed.values()]
+        pairs = [(d["pos"], src) for src, keyed in self.nx._pred[n].items() for d in keyed.values()]
         pairs.sort()
         return [src for _, src in pairs]
 

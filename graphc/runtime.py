@@ -232,3 +232,9 @@ def compile(graph, backend="python", outputs=None, **options):
     module = backend_module(backend)
     graph.validate(outputs_need_inputs=False)  # rewrites may have folded an output to a constant
     return module.build(graph, outputs, **options)
+
+
+def compile_validated(graph, backend="python", outputs=None, **options):
+    """`compile` for a graph its caller has just validated, as `build_step` does:
+    the same, without validating it a second time."""
+    return backend_module(backend).build(graph, outputs, **options)

@@ -10,6 +10,14 @@ node, where its value lives and which kernel computes it:
 - Scalars (shape ()) are plain local variables (`Scalar`).
 - Everything else is one `Kernel` per node: matmul, reductions, softmax, ...
 - reshape and 2-D transpose of an array in memory are `View`s: no copy.
+- With `small_matmul` (the numba CPU backend), a matmul whose inner dimension
+  is a constant of at most SMALL_K is a loop member too: K multiply-adds per
+  element, fused with the bias and activation that follow.  BLAS is slow at
+  such skinny products (the spiral's 300x2 @ 2x100), and the loop saves a
+  pass over memory.  Its right operand must be row-major so the inner loop
+  vectorizes, so a transpose feeding it is materialized instead of viewed.
+  one_hot joins loops the same way: cross-entropy's gradient p - one_hot(y)
+  then never stores the one-hot matrix.
 
 Fusion stays correct by one rule: a loop accepts new members only until some
 other kernel has read one of its values ("sealed").  A loop is emitted where
@@ -27,6 +35,8 @@ import numpy as np
 
 from graphc.codegen.scalar import is_fusible
 from graphc.rewrite import live_nodes
+
+SMALL_K = 4  # inner dimensions up to this are fused loops instead of BLAS calls (measured on the spiral step)
 
 
 @dataclass
@@ -82,13 +92,13 @@ class Plan:
         return [n for n in out if n is not None]
 
 
-def plan(graph, outputs):
-    return _Planner(graph, outputs).run()
+def plan(graph, outputs, small_matmul=False):
+    return _Planner(graph, outputs, small_matmul).run()
 
 
 class _Planner:
-    def __init__(self, graph, outputs):
-        self.g, self.outputs = graph, outputs
+    def __init__(self, graph, outputs, small_matmul=False):
+        self.g, self.outputs, self.small_matmul = graph, outputs, small_matmul
         self.steps, self.storage, self.stored = [], {}, set()
         self.layout, self.view_root, self.loop_of = {}, {}, {}
 
@@ -116,6 +126,9 @@ class _Planner:
             self._set(n, "scalar")
             self.steps.append(Kernel(n) if op in ("sum", "max", "logsumexp") else Scalar(n))
         elif is_fusible(op):
+            self._join_loop(n)
+        elif self._is_small_matmul(n) or (self.small_matmul and op == "one_hot" and len(shape) > 1):
+            self._read_all(n)  # its operands are read at other indices: they live in memory
             self._join_loop(n)
         elif self._is_view(n):
             self._read_all(n)
@@ -153,8 +166,21 @@ class _Planner:
         if src is None or self.storage.get(src) == "scalar" or g.shape(src) == ():
             return False
         if op == "transpose":
-            return len(g.shape(n)) == 2 and tuple(g.node(n)["attrs"]["perm"]) == (1, 0)
+            feeds_small_matmul = any(self._is_small_matmul(u, ignore_layout=True) and g.operands(u)[1] == n
+                                     for u, _ in g.users(n) if u in self.live)
+            return len(g.shape(n)) == 2 and tuple(g.node(n)["attrs"]["perm"]) == (1, 0) and not feeds_small_matmul
         return self.layout.get(src) == "C" or src in self.loop_of  # a loop member is stored in C order
+
+    def _is_small_matmul(self, n, ignore_layout=False):
+        g = self.g
+        if not self.small_matmul or g.op(n) != "matmul":
+            return False
+        a, b = g.operands(n)
+        if len(g.shape(a)) != 2 or len(g.shape(b)) != 2 or g.shape(n) == ():
+            return False
+        k = g.shape(b)[0]
+        row_major = ignore_layout or self.layout.get(b) == "C" or b in self.loop_of
+        return isinstance(k, int) and k <= SMALL_K and row_major
 
     def _read_all(self, n):
         """A kernel other than a loop reads n's operands: they must be in memory."""
@@ -227,7 +253,8 @@ class _Planner:
             return False
         views = aliases - {leaf}
         in_loop_reads = {o for m in loop.members for o in self.g.operands(m)}
-        return not (in_loop_reads & views) and value not in self.outputs.values()
+        other_index_reads = {o for m in loop.members if self.g.op(m) in ("matmul", "one_hot") for o in self.g.operands(m)}
+        return not (in_loop_reads & views) and not (other_index_reads & aliases) and value not in self.outputs.values()
 
     def _reads(self, step, nodes):
         members = step.members if isinstance(step, Loop) else [getattr(step, "node", getattr(step, "value", None))]

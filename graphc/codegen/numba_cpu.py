@@ -46,7 +46,7 @@ class Emitter:
 
     def __init__(self, graph, outputs, parallel, dims):
         self.g, self.outputs = graph, outputs
-        self.plan = plan(graph, outputs)
+        self.plan = plan(graph, outputs, small_matmul=True)
         self.name = Namer(graph)
         self.parallel, self.dims = parallel, dims or {}
         self.leaves = sorted(graph.nodes_with_op("input", "param"))

@@ -51,16 +51,35 @@ def fused_loop(e, loop):
     for m in loop.members:
         # A member computed earlier in this loop is read from its local, never reloaded.
         args = [e.name(o) + "_" if o in members else e.read(o, shape, vars_, flat) for o in g.operands(m)]
-        lines.append(IND * depth + f"{e.name(m)}_ = {scalar_expr(g.op(m), args, e.ctx(m))}")
+        expr = MEMORY_MEMBERS[g.op(m)](e, m, vars_) if g.op(m) in MEMORY_MEMBERS else scalar_expr(g.op(m), args, e.ctx(m))
+        lines.append(IND * depth + f"{e.name(m)}_ = {expr}")
         if m in e.plan.stored:
             target = f"{e.array(m)}_flat[{vars_[0]}]" if flat else f"{e.array(m)}[{', '.join(vars_)}]"
             lines.append(IND * depth + f"{target} = {e.name(m)}_")
     return lines
 
 
+def _small_matmul_expr(e, m, vars_):
+    """(A @ B)[i, j] for a constant inner dimension K <= fusion.SMALL_K: K multiply-adds.
+    A[i, k] is invariant in the inner loop and B[k, j] is row-major, so it vectorizes."""
+    a, b = (e.array(o) for o in e.g.operands(m))
+    i, j = vars_
+    terms = [f"{a}[{i}, {k}] * {b}[{k}, {j}]" for k in range(e.g.shape(e.g.operands(m)[1])[0])]
+    return "(" + " + ".join(terms) + ")"
+
+
+def _one_hot_expr(e, m, vars_):
+    dtype = e.g.dtype(m)
+    return f"({lit(1, dtype)} if {e.array(e.g.operands(m)[0])}[{', '.join(vars_[:-1])}] == {vars_[-1]} else {lit(0, dtype)})"
+
+
+# Loop members that read their operands from memory at indices of their own (fusion.py).
+MEMORY_MEMBERS = {"matmul": _small_matmul_expr, "one_hot": _one_hot_expr}
+
+
 def _can_flatten(e, loop):
     """One flat loop when every array read or written has the loop's shape in C order."""
-    if len(loop.shape) < 2:
+    if len(loop.shape) < 2 or any(e.g.op(m) in MEMORY_MEMBERS for m in loop.members):
         return False
     members = set(loop.members)
     for m in loop.members:

@@ -12,9 +12,8 @@ Rules of the spelling:
   in float32 instead of being promoted to float64 by a Python float.
 - The stable forms match the op table's NumPy references (expit, logaddexp).
 """
+import functools
 import math
-
-from sympy.printing.pycode import PythonCodePrinter
 
 from graphc.errors import GraphcError
 from graphc.ops.registry import OPS
@@ -89,15 +88,22 @@ SCALAR = {
 }
 
 
-class _MathPrinter(PythonCodePrinter):
-    """Writes a user op's SymPy expression with `math`, each symbol as its operand."""
+@functools.cache
+def _math_printer_class():
+    """The printer class, made on first use (only user ops need it): SymPy's
+    printers import SymPy, which a step of built-in ops never needs."""
+    from sympy.printing.pycode import PythonCodePrinter
 
-    def __init__(self, names):
-        super().__init__({"fully_qualified_modules": True})
-        self._names = names
+    class _MathPrinter(PythonCodePrinter):
+        """Writes a user op's SymPy expression with `math`, each symbol as its operand."""
 
-    def _print_Symbol(self, s):
-        return self._names.get(s) or super()._print_Symbol(s)
+        def __init__(self, names):
+            super().__init__({"fully_qualified_modules": True})
+            self._names = names
+
+        def _print_Symbol(self, s):
+            return self._names.get(s) or super()._print_Symbol(s)
+    return _MathPrinter
 
 
 def _user_op(opdef):
@@ -106,7 +112,7 @@ def _user_op(opdef):
 
     def spell(args, ctx):
         names = {s: f"({a})" for s, a in zip(lam.variables, args)}
-        text = _MathPrinter(names).doprint(lam.expr)
+        text = _math_printer_class()(names).doprint(lam.expr)
         return f"np.{ctx.dtype}({text})"
     return spell
 

@@ -1,5 +1,16 @@
-"""Rule helpers shared by the op declarations: dtype rules, shape rules, and the
-glue that turns a scalar SymPy form into an evaluator over object arrays."""
+"""Rule helpers shared by the op declarations: dtype rules, shape rules, the
+glue that turns a scalar SymPy form into an evaluator over object arrays, and
+the lazy handles on SymPy and scipy.special that the op table uses.
+
+SymPy (~0.5 s) and scipy.special (~0.3 s) are imported only when they are used:
+a SymPy form is built (verify, an exact render, a user op) or a special
+function is evaluated.  A training step needs neither, so `import graphc` and a
+warm start do not pay for them.  Write SymPy forms as functions that reach
+SymPy through `sympy` below when called (`lambda a: sympy.exp(a)`, not
+`sympy.exp`); tests/test_imports.py checks that importing graphc stays free of both.
+"""
+import importlib
+
 import numpy as np
 
 from graphc import shapes as S
@@ -51,4 +62,38 @@ def vectorize_sympy(scalar_form):
     def impl(*arrays, **attrs):
         fn = np.vectorize(lambda *xs: scalar_form(*xs, **attrs), otypes=[object])
         return fn(*arrays)
+    return impl
+
+
+class LazyModule:
+    """Stands for a module that is imported on first attribute access."""
+
+    def __init__(self, name):
+        self.__dict__["_lazy_name"] = name
+
+    def __getattr__(self, attr):
+        if attr.startswith("__"):  # tools probing dunders (copy, inspect) must not import it
+            raise AttributeError(attr)
+        value = getattr(importlib.import_module(self._lazy_name), attr)
+        self.__dict__[attr] = value  # later accesses skip __getattr__
+        return value
+
+    def __repr__(self):
+        return f"<lazy module {self._lazy_name!r}>"
+
+
+sympy = LazyModule("sympy")
+
+
+def special(name):
+    """scipy.special.<name> as a function that imports scipy.special on first call."""
+    fn = None
+
+    def impl(*args, **kwargs):
+        nonlocal fn
+        if fn is None:
+            fn = getattr(importlib.import_module("scipy.special"), name)
+        return fn(*args, **kwargs)
+    impl.__name__ = impl.__qualname__ = name
+    impl.__doc__ = f"scipy.special.{name}, imported on first call"
     return impl

@@ -2,11 +2,9 @@
 (`derivs(ctx, i)` = d out / d operand i); the generic VJP multiplies by the
 upstream gradient, so the lecture's local gradient L is a node of its own."""
 import numpy as np
-import scipy.special as sp
-import sympy
 
 from graphc.ops.common import (broadcast_rule, compare_dtype, same_float,
-                               same_shape, vectorize_sympy)
+                               same_shape, special, sympy, vectorize_sympy)
 from graphc.ops.registry import OpDef, register
 from graphc.shapes import broadcast as _bcast
 
@@ -51,48 +49,50 @@ elementwise("minimum", 2, np.minimum, lambda a, b: sympy.Min(a, b),
             "elementwise min; ties split the gradient evenly",
             proof={"regions": [{"gap": POS}, {"gap": NEG}]})
 elementwise("neg", 1, np.negative, lambda a: -a, lambda c, i: c.const(-1.0), "-a")
-elementwise("exp", 1, np.exp, sympy.exp, lambda c, i: c.out, "e ** a")
-elementwise("log", 1, np.log, sympy.log, lambda c, i: 1.0 / c.x[0], "natural log",
+elementwise("exp", 1, np.exp, lambda a: sympy.exp(a), lambda c, i: c.out, "e ** a")
+elementwise("log", 1, np.log, lambda a: sympy.log(a), lambda c, i: 1.0 / c.x[0], "natural log",
             proof={"regions": [{0: POS}]})
-elementwise("sqrt", 1, np.sqrt, sympy.sqrt, lambda c, i: 0.5 / c.out, "square root",
+elementwise("sqrt", 1, np.sqrt, lambda a: sympy.sqrt(a), lambda c, i: 0.5 / c.out, "square root",
             proof={"regions": [{0: POS}]})
-elementwise("abs", 1, np.abs, sympy.Abs, lambda c, i: c.F.sign(c.x[0]), "|a|",
+elementwise("abs", 1, np.abs, lambda a: sympy.Abs(a), lambda c, i: c.F.sign(c.x[0]), "|a|",
             proof={"regions": [{0: POS}, {0: NEG}]})
-elementwise("sign", 1, np.sign, sympy.sign, None, "sign(a); its gradient is zero",
+elementwise("sign", 1, np.sign, lambda a: sympy.sign(a), None, "sign(a); its gradient is zero",
             differentiable=(), proof={"regions": [{0: POS}, {0: NEG}]})
-elementwise("erf", 1, sp.erf, sympy.erf,
+elementwise("erf", 1, special("erf"), lambda a: sympy.erf(a),
             lambda c, i: c.const(2.0 / np.sqrt(np.pi), exact="2/sqrt(pi)") * c.F.exp(-(c.x[0] * c.x[0])), "the error function")
 
 # ----- activations ---------------------------------------------------------------
-elementwise("tanh", 1, np.tanh, sympy.tanh, lambda c, i: 1.0 - c.out * c.out, "hyperbolic tangent")
+elementwise("tanh", 1, np.tanh, lambda a: sympy.tanh(a), lambda c, i: 1.0 - c.out * c.out, "hyperbolic tangent")
 # expit never overflows: it is the stable sigmoid the issue asks for.
-elementwise("sigmoid", 1, sp.expit, lambda a: 1 / (1 + sympy.exp(-a)),
+elementwise("sigmoid", 1, special("expit"), lambda a: 1 / (1 + sympy.exp(-a)),
             lambda c, i: c.out * (1.0 - c.out), "logistic sigmoid, stable for any input")
+# The gradient reads the output (relu(a) > 0 exactly when a > 0), so a compiled step need not keep a.
 elementwise("relu", 1, lambda a: np.maximum(a, 0), lambda a: sympy.Max(a, 0),
-            lambda c, i: c.F.cast(c.x[0] > 0.0, c.dtype), "max(a, 0); gradient 0 at 0",
+            lambda c, i: c.F.cast(c.out > 0.0, c.dtype), "max(a, 0); gradient 0 at 0",
             proof={"regions": [{0: POS}, {0: NEG}]})
+# Proof attrs are plain floats: graphc.verify proves with their exact rationals (0.1 -> 1/10).
 elementwise("leaky_relu", 1, lambda a, alpha=0.01: np.where(a > 0, a, alpha * a),
             lambda a, alpha=0.01: sympy.Piecewise((a, a > 0), (alpha * a, True)),
             lambda c, i: c.F.where(c.x[0] > 0.0, c.const(1.0), c.const(c.attrs["alpha"])),
-            "a if a > 0 else alpha * a", proof={"regions": [{0: POS}, {0: NEG}], "attrs": {"alpha": sympy.Rational(1, 10)}})
+            "a if a > 0 else alpha * a", proof={"regions": [{0: POS}, {0: NEG}], "attrs": {"alpha": 0.1}})
 # The derivative for a <= 0 is elu(a) + alpha, which never evaluates exp of a large a.
 elementwise("elu", 1, lambda a, alpha=1.0: np.where(a > 0, a, alpha * np.expm1(np.minimum(a, 0))),
             lambda a, alpha=1.0: sympy.Piecewise((a, a > 0), (alpha * (sympy.exp(a) - 1), True)),
             lambda c, i: c.F.where(c.x[0] > 0.0, c.const(1.0), c.out + c.attrs["alpha"]),
             "a if a > 0 else alpha * (e ** a - 1)",
-            proof={"regions": [{0: POS}, {0: NEG}], "attrs": {"alpha": sympy.Rational(3, 2)}})
+            proof={"regions": [{0: POS}, {0: NEG}], "attrs": {"alpha": 1.5}})
 # logaddexp(0, a) = log(1 + e ** a) without overflow.
 elementwise("softplus", 1, lambda a: np.logaddexp(0, a), lambda a: sympy.log(1 + sympy.exp(a)),
             lambda c, i: c.F.sigmoid(c.x[0]), "log(1 + e ** a), stable for any input")
 
 # ----- comparisons and selection: masks carry no gradient --------------------------
-for _name, _np, _sym in [("gt", np.greater, sympy.Gt), ("ge", np.greater_equal, sympy.Ge),
-                         ("lt", np.less, sympy.Lt), ("le", np.less_equal, sympy.Le),
-                         ("eq", np.equal, sympy.Eq), ("ne", np.not_equal, sympy.Ne)]:
+for _name, _np, _sym in [("gt", np.greater, "Gt"), ("ge", np.greater_equal, "Ge"),
+                         ("lt", np.less, "Lt"), ("le", np.less_equal, "Le"),
+                         ("eq", np.equal, "Eq"), ("ne", np.not_equal, "Ne")]:
     register(OpDef(name=_name, arity=2, kind="compare", shape_rule=broadcast_rule,
                    dtype_rule=compare_dtype, numpy_impl=_np,
-                   sympy_impl=vectorize_sympy(lambda a, b, _s=_sym: _heaviside(_s(a, b))),
-                   sympy_scalar=lambda a, b, _s=_sym: _heaviside(_s(a, b)),
+                   sympy_impl=vectorize_sympy(lambda a, b, _s=_sym: _heaviside(getattr(sympy, _s)(a, b))),
+                   sympy_scalar=lambda a, b, _s=_sym: _heaviside(getattr(sympy, _s)(a, b)),
                    differentiable=(), doc=f"elementwise comparison ({_name}); gives a bool mask"))
 
 

@@ -1,16 +1,15 @@
 """Stable primitives: each has its own proven rule because composing it from
 exp and log overflows at inputs of +-1000 (the log-sum-exp trick)."""
 import numpy as np
-import sympy
 
 from graphc import shapes as S
 from graphc.errors import DTypeError, ShapeError
 from graphc.ops.common import (broadcast_rule, check_rank, first_float,
-                               same_float, vectorize_sympy)
+                               same_float, sympy, vectorize_sympy)
 from graphc.ops.registry import OpDef, register
 
-_exp = vectorize_sympy(sympy.exp)
-_log = vectorize_sympy(sympy.log)
+_exp = vectorize_sympy(lambda a: sympy.exp(a))
+_log = vectorize_sympy(lambda a: sympy.log(a))
 
 
 def _axis_of(shape, attrs):

@@ -2,11 +2,10 @@
 from math import prod
 
 import numpy as np
-import sympy
 
 from graphc import shapes as S
 from graphc.errors import DTypeError, ShapeError
-from graphc.ops.common import check_rank, first_float, same_float
+from graphc.ops.common import check_rank, first_float, same_float, sympy
 from graphc.ops.registry import OpDef, register
 
 

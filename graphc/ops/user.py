@@ -10,16 +10,15 @@ emitter writes, and the partial derivatives -- which are themselves user ops
 `<name>_d<i>`, registered the first time autodiff asks for them, so second and
 higher derivatives work the same way.
 """
+import functools
 import inspect
 import re
 
 import numpy as np
-import sympy
-from sympy.printing.numpy import NumPyPrinter
 
 from graphc import dsl
 from graphc.errors import GraphcError
-from graphc.ops.common import broadcast_rule, same_float, same_shape, vectorize_sympy
+from graphc.ops.common import broadcast_rule, same_float, same_shape, sympy, vectorize_sympy
 from graphc.ops.registry import OPS, OpDef, register
 
 NAME_OK = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -140,19 +139,29 @@ def _dsl_function(opname, arity):
     return fn
 
 
-class _Printer(NumPyPrinter):
-    """NumPy printer that writes each symbol as the emitted operand expression."""
+@functools.cache
+def _printer_class():
+    """The printer class, made on first use: SymPy's printers import SymPy."""
+    from sympy.printing.numpy import NumPyPrinter
 
-    # Strict printers raise on what NumPy cannot spell (SymPy >= 1.13); older
-    # ones write a "# Not supported" comment, which _register_emitter rejects.
-    SETTINGS = {"strict": True} if "strict" in NumPyPrinter._default_settings else {}
+    class _Printer(NumPyPrinter):
+        """NumPy printer that writes each symbol as the emitted operand expression."""
 
-    def __init__(self, names):
-        super().__init__(dict(self.SETTINGS))
-        self._names = names
+        # Strict printers raise on what NumPy cannot spell (SymPy >= 1.13); older
+        # ones write a "# Not supported" comment, which _register_emitter rejects.
+        SETTINGS = {"strict": True} if "strict" in NumPyPrinter._default_settings else {}
 
-    def _print_Symbol(self, s):
-        return self._names.get(s) or super()._print_Symbol(s)
+        def __init__(self, names):
+            super().__init__(dict(self.SETTINGS))
+            self._names = names
+
+        def _print_Symbol(self, s):
+            return self._names.get(s) or super()._print_Symbol(s)
+    return _Printer
+
+
+def _printer(names):
+    return _printer_class()(names)
 
 
 def _register_emitter(name, syms, expr):
@@ -165,12 +174,12 @@ def _register_emitter(name, syms, expr):
     from graphc.codegen.python import register_expr
     placeholders = {s: f"__arg{k}__" for k, s in enumerate(syms)}
     try:
-        template = _Printer(placeholders).doprint(expr)
+        template = _printer(placeholders).doprint(expr)
     except Exception:  # the printer cannot spell it (strict mode): keep the ref call
         return
     if expr.free_symbols != set(syms) or _FOREIGN_MODULE.search(template) or "\n" in template or "#" in template:
         return
 
     def emit(args, attrs):
-        return _Printer({s: a for s, a in zip(syms, args)}).doprint(expr).replace("numpy.", "np.")
+        return _printer({s: a for s, a in zip(syms, args)}).doprint(expr).replace("numpy.", "np.")
     register_expr(name, emit)

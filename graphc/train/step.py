@@ -13,7 +13,7 @@ from graphc import dsl as F
 from graphc.autodiff import grad
 from graphc.errors import CallError, GraphcError
 from graphc.rewrite import eliminate_dead_code
-from graphc.runtime import compile as compile_graph
+from graphc.runtime import compile_validated
 
 HYPER_PREFIX = "opt."  # hyperparameter inputs are named opt.lr, opt.momentum, ...
 
@@ -64,7 +64,7 @@ class Step:
     def __init__(self, graph, params, optimizer, loss=None, backend="numba", **options):
         self.optimizer = optimizer
         self.graph = build_step(graph, optimizer, loss, list(params))
-        self.compiled = compile_graph(self.graph, backend, **options)
+        self.compiled = compile_validated(self.graph, backend, **options)  # build_step validated it
         self.steps = 0
         self.compiled.hold(self._initial_state(params))
         hyper = [n for n in self.graph.inputs if self.graph.name_of(n).startswith(HYPER_PREFIX)]
