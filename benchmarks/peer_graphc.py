@@ -67,7 +67,7 @@ class GraphcStep:
             args = [a.reshape(1) if a.ndim == 0 else a for a in args]
             ws = c._workspace(dims)
             run = c.module.run
-            self._kernel = lambda: run(*args, *ws)
+            self._kernel = lambda: run(*args, ws)
             self.probes["kernel"] = self._kernel
             self.info["uses_prange"] = "prange(" in c.source
         except Exception as e:  # noqa: BLE001 - a diagnostic, never a failure

@@ -133,7 +133,7 @@ class Compiled(ABC):
 
     # ----- calls ---------------------------------------------------------------------
     def __call__(self, feeds=None, check_finite=False, **kw_feeds):
-        feeds = dict(feeds or {}, **kw_feeds)
+        feeds = dict(feeds, **kw_feeds) if feeds and kw_feeds else (feeds or kw_feeds)
         bound = self._fast_bind(feeds)
         if bound is None:
             bound = self._fast_bind(self._checked(feeds))
@@ -154,7 +154,7 @@ class Compiled(ABC):
         args, dims = list(self._template), dict(self._held_dims)
         for k, name, declared, dtype, symbolic in self._fed:
             arr = feeds.get(name)
-            if arr.__class__ is not np.ndarray or arr.dtype != dtype:
+            if arr.__class__ is not np.ndarray or (arr.dtype is not dtype and arr.dtype != dtype):
                 return None
             if symbolic:
                 if not _unify(declared, arr.shape, dims):

@@ -1,10 +1,10 @@
 """Emit one @njit module for a graph: fused loops, BLAS matmul, race-free reductions.
 
-The module has a single function `run(leaves..., workspaces...)` that computes
-the whole graph -- for a step graph, forward, backward and the update -- in
-one call.  Intermediate arrays are views into workspace arrays (one per
-dtype) that the host allocates once per set of bound dims and reuses, so a
-call allocates nothing.  The kernel templates per op live in
+The module's `run(leaves..., views)` computes the whole graph -- for a step
+graph, forward, backward and the update -- by calling its compiled chunks
+once each (usually one or two).  Intermediate arrays are views into workspace
+arrays (one per dtype) that the host allocates once per set of bound dims and
+reuses, so a call allocates nothing.  The kernel templates per op live in
 `numba_kernels.py`; the plan (what fuses, what is stored) in `fusion.py`.
 
 Parallelism: a loop runs under `prange` only when it is big enough to repay
@@ -28,8 +28,11 @@ from graphc.runtime import Compiled, load_source
 
 DECORATOR = '@njit(cache=True, error_model="numpy", nogil=True, parallel={parallel})'
 _IDENT = re.compile(r"\b[A-Za-z_][A-Za-z0-9_]*\b")
-CHUNK_LINES = 100  # lines of loop code per @njit function (compile time is superlinear in size)
+CHUNK_LINES = 160  # lines of loop code per @njit function (compile time is superlinear in size)
 PARALLEL_MIN_ELEMENTS = 1 << 21  # below this a prange region costs more than it saves (benchmarks/bench_prange.py)
+# On 2 cores prange lost at every size measured (up to 4M elements): OpenBLAS already
+# uses both cores for the matmuls, and waking numba's pool costs more than it saves.
+PARALLEL_MIN_THREADS = 4
 ALIGN = 16  # workspace views start on 64-byte boundaries (16 float32s)
 
 
@@ -88,7 +91,7 @@ class Emitter:
     def is_parallel(self, shape):
         if self.parallel is True:
             return True
-        if self.parallel == "auto" and self.dims:
+        if self.parallel == "auto" and self.dims and _threads() >= PARALLEL_MIN_THREADS:
             return concrete_size(shape, self.dims) >= PARALLEL_MIN_ELEMENTS
         return False
 
@@ -107,8 +110,13 @@ class Emitter:
         faster than linearly with a function's size (SSA and liveness passes, LLVM),
         so a big graph compiles much faster in chunks of about CHUNK_LINES; a small
         graph is one chunk.  Loops under prange go to chunks of their own, compiled
-        with parallel=True (the parfor pass is the most superlinear of all)."""
-        body = self._prologue() + self._workspace_views()
+        with parallel=True (the parfor pass is the most superlinear of all).
+
+        `run` itself is plain Python: numba links every callee into its caller
+        and optimizes the whole again, so an @njit `run` compiled each chunk
+        twice (about 40% of a small graph's cold compile).  Calling the chunks
+        from Python costs about 0.1 us per argument instead."""
+        body = self._prologue() + self._unpack_views()
         chunks, current = [], []
         for step in self.plan.steps:
             self.uses_prange = False
@@ -124,11 +132,12 @@ class Emitter:
         for k, chunk in enumerate(chunks):
             needed_after = set().union(*later[k + 1:])
             call, fn = self._as_function(k, chunk, needed_after)
-            body.append(call)
+            body += call
             kernels += fn
         body += self._return()
         signature = f"def run({', '.join(self._params())}):"
-        return "\n".join(self._header() + kernels + [DECORATOR.format(parallel=False), signature] + body + [""])
+        doc = '    """Compute the graph: one call of each compiled chunk, in order."""'
+        return "\n".join(self._header() + kernels + [signature, doc] + body + [""])
 
     def _names_used(self, chunk):
         return set(_IDENT.findall("\n".join(line for _, lines, _ in chunk for line in lines)))
@@ -159,12 +168,26 @@ class Emitter:
         fn += [line for _, lines, _ in chunk for line in lines]
         ret = "".join(r + ", " for r in returns)
         fn += [f"    return ({ret})"] if returns else []
-        call = f"    {'(' + ret + ') = ' if returns else ''}{fname}({', '.join(args)})"
+        call = [f"    {'(' + ret + ') = ' if returns else ''}{fname}({', '.join(args)})"]
+        call += self._cast_returned_scalars(chunk, returns)
         return call, fn + ["", ""]
+
+    def _cast_returned_scalars(self, chunk, returns):
+        """numba returns a float32 or int32 scalar as a Python float or int; cast it back
+        so the next chunk computes in the graph's dtype, as the Python backend does."""
+        lines = []
+        for step, _, _ in chunk:
+            name = self._defined(step)[0] if self._defined(step) else None
+            if name in returns and self.g.shape(step.node) == () and self.g.dtype(step.node) not in ("float64", "int64"):
+                lines.append(f"    {name} = np.{self.g.dtype(step.node)}({name})")
+        return lines
 
     def _params(self):
         leaves = [self.name(n) + ("_1d" if self.g.shape(n) == () else "") for n in self.leaves]
-        return leaves + [f"ws_{dt}" for dt in self._ws_dtypes()]
+        return leaves + ["views"]
+
+    def _view_names(self):
+        return [self.name(n) for n in self.plan.buffers()]
 
     def _ws_dtypes(self):
         return sorted({self.g.dtype(n) for n in self.plan.buffers()})
@@ -174,10 +197,10 @@ class Emitter:
         lines = [
             f'"""Numba CPU code for graph {g.name!r}, emitted by graphc {__version__}.',
             "",
-            "`run` computes the whole graph in one call: forward, backward and (for a",
-            "training step) the parameter update.  Intermediates are views into the",
-            "workspace arrays; loops are fused chains of elementwise ops.  Regenerate",
-            "rather than edit.",
+            "`run` computes the whole graph: forward, backward and (for a training",
+            "step) the parameter update, calling each compiled chunk once.",
+            "Intermediates are views into the workspace arrays (`workspace_views`);",
+            "loops are fused chains of elementwise ops.  Regenerate rather than edit.",
             '"""',
             "import math",
             "",
@@ -192,7 +215,7 @@ class Emitter:
             "",
         ]
         lines += self._globals()
-        lines += self._workspace_sizes() + ["", ""]
+        lines += self._workspace_sizes() + self._workspace_views() + ["", ""]
         return lines
 
     def _dim_names(self):
@@ -230,7 +253,12 @@ class Emitter:
         return lines
 
     def _workspace_views(self):
-        lines = []
+        """`workspace_views` carves every buffer out of the workspace arrays.  The host
+        calls it once per allocation and passes the views to each `run`."""
+        dims = "".join(", " + d for d in self._dim_names())
+        ws = ", ".join(f"ws_{dt}" for dt in self._ws_dtypes())
+        lines = ["", "", f"def workspace_views({ws}{dims}):",
+                 '    """Views into the workspace arrays, one per buffer, in `run`\'s order."""']
         for dt in self._ws_dtypes():
             lines.append(f"    o = 0  # {dt} workspace")
             for n in self.plan.buffers():
@@ -238,7 +266,11 @@ class Emitter:
                     shape, size = self.g.shape(n), K.size(self.g.shape(n))
                     lines.append(f"    {self.name(n)} = ws_{dt}[o:o + {size}].reshape({K.tuple_text(shape)})")
                     lines.append(f"    o += ({size} + {ALIGN - 1}) // {ALIGN} * {ALIGN}")
-        return lines
+        return lines + [f"    return ({''.join(v + ', ' for v in self._view_names())})"]
+
+    def _unpack_views(self):
+        names = self._view_names()
+        return [f"    ({''.join(v + ', ' for v in names)}) = views"] if names else []
 
     def _return(self):
         parts = []
@@ -312,7 +344,7 @@ class NumbaCompiled(Compiled):
             if a.ndim == 0 or not a.flags.c_contiguous:
                 args[k] = _as_kernel_arg(a)
         try:
-            result = self.module.run(*args, *self._workspace(dims))
+            result = self.module.run(*args, self._workspace(dims))
         except (ValueError, IndexError) as e:
             raise CallError(f"graph {self.graph.name!r}: {e}") from None
         return {name: _output(v, dt, self.copy_outputs) for name, v, dt in zip(self.output_names, result, self._out_dtypes)}
@@ -321,13 +353,20 @@ class NumbaCompiled(Compiled):
         return _as_kernel_arg(arr)  # 0-d state is passed as a 1-element view of the same memory
 
     def _workspace(self, dims):
+        """The buffer views for these dims, carved from workspace arrays allocated once."""
         key = tuple(dims.get(d) for d in self.module.DIMS)
-        ws = self._workspaces.get(key)
-        if ws is None:
+        views = self._workspaces.get(key)
+        if views is None:
             sizes = self.module.workspace_sizes(*key)
             ws = [np.empty(s, dtype=dt) for s, dt in zip(sizes, self.module.WORKSPACE_DTYPES)]
-            self._workspaces = {key: ws}  # keep one set: a ragged last batch must not pile up memory
-        return ws
+            views = self.module.workspace_views(*ws, *key)
+            self._workspaces = {key: views}  # keep one set: a ragged last batch must not pile up memory
+        return views
+
+
+def _threads():
+    import numba
+    return numba.config.NUMBA_NUM_THREADS
 
 
 def _as_kernel_arg(a):

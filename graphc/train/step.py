@@ -82,13 +82,26 @@ class Step:
 
     def __call__(self, feeds=None, check_finite=False, **kw_feeds):
         feeds = dict(feeds, **kw_feeds) if feeds else kw_feeds
-        for key, value in self.optimizer.values(self.steps).items():
-            if HYPER_PREFIX + key in feeds:
-                raise CallError(f"'{HYPER_PREFIX + key}' is a hyperparameter; set optimizer.hyper['{key}'] instead")
-            feeds[HYPER_PREFIX + key] = np.asarray(value, dtype=self._hyper_dtype)
+        hyper = self._hyper_feeds(self.optimizer.values(self.steps))
+        if not hyper.keys().isdisjoint(feeds):
+            key = next(k for k in hyper if k in feeds)
+            raise CallError(f"'{key}' is a hyperparameter; set optimizer.hyper['{key[len(HYPER_PREFIX):]}'] instead")
+        feeds.update(hyper)
         out = self.compiled(feeds, check_finite=check_finite)
         self.steps += 1
         return out
+
+    def _hyper_feeds(self, values):
+        """The hyperparameters as 0-d arrays; rebuilt only when a value changes (a
+        schedule), because a small model's step is short enough for this to show."""
+        try:
+            same = values == getattr(self, "_hyper_values", None)
+        except ValueError:  # array-valued hyperparameters do not compare to one bool
+            same = False
+        if not same:
+            self._hyper_values = dict(values)
+            self._hyper_arrays = {HYPER_PREFIX + k: np.asarray(v, dtype=self._hyper_dtype) for k, v in values.items()}
+        return self._hyper_arrays
 
     @property
     def params(self):

@@ -88,6 +88,30 @@ def test_odd_shapes_agree(parallel):
         assert_agree(got[name], want[name], "float64", name)
 
 
+def skinny_net(x, W1, W2, y):
+    """Inner dimensions of 2 and 3: the numba backend fuses these matmuls (and the
+    transposed W2 of the gradient, and one_hot) into loops instead of calling BLAS."""
+    h = gc.relu(x @ W1 + 0.5)
+    return gc.cross_entropy(h @ W2, y) + gc.sum(gc.one_hot(y, 3, "float64") * (h @ W2))
+
+
+@pytest.mark.parametrize("parallel", [False, True], ids=["serial", "parallel"])
+def test_small_inner_dimension_matmuls_are_fused_loops_that_agree(parallel):
+    graph = gc.grad(gc.trace(skinny_net, ("N", 2), gc.dsl.Param((2, 5)), gc.dsl.Param((5, 3)),
+                             gc.dsl.Input(("N",), "int64")), wrt=["W1", "W2", "x"])
+    rng = np.random.default_rng(5)
+    feeds = {"x": rng.standard_normal((7, 2)), "W1": rng.standard_normal((2, 5)),
+             "W2": rng.standard_normal((5, 3)), "y": rng.integers(0, 3, 7)}
+    want = gc.compile(graph)(feeds)
+    compiled = gc.compile(graph, backend="numba", parallel=parallel)
+    got = compiled(feeds)
+    for name in want:
+        assert_agree(got[name], want[name], "float64", name)
+    x_at_w1 = next(n for n in graph.nodes_with_op("matmul") if graph.operands(n)[0] == graph.find("x"))
+    assert f"loop over (N, 5): {graph.name_of(x_at_w1)}" in compiled.source  # fused, not np.dot
+    assert "np.dot(x, W1" not in compiled.source
+
+
 # ----- models -------------------------------------------------------------------------------------
 def test_lecture_graph_on_numba():
     from tests.conftest import lecture_graph
