@@ -228,6 +228,18 @@ def test_workspace_is_reused_and_outputs_are_copies(mlp):
     np.testing.assert_array_equal(second, 2 * first)  # the first result was not overwritten
 
 
+def test_subnormals_flush_to_zero_inside_a_call_only():
+    """IEEE arithmetic keeps 1e-310 * 1 = 1e-310; with flush-to-zero (the default, as in
+    XLA) the compiled call gives 0, and NumPy after the call is back to IEEE."""
+    graph = gc.trace(lambda x, w: x * w, (3,), (3,))
+    x, w = np.array([1e-310, 1.0, -1e-310]), np.ones(3)
+    flushed = next(iter(gc.compile(graph, backend="numba")(x=x, w=w).values()))
+    np.testing.assert_array_equal(flushed, [0.0, 1.0, 0.0])
+    assert (x * w)[0] == 1e-310  # the caller's floating-point mode was restored
+    kept = next(iter(gc.compile(graph, backend="numba", flush_subnormals=False)(x=x, w=w).values()))
+    np.testing.assert_array_equal(kept, x)
+
+
 # ----- the emitted module ---------------------------------------------------------------------------
 def test_emitted_source_is_readable_and_fused():
     src = gc.runtime.emit_source(gc.grad(gc.trace(odd_shapes, (2, 3, 4), (3, 4)), wrt=["x"]), "numba")
