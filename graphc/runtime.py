@@ -11,6 +11,7 @@ files are rebuilt, and kernels recompiled, on demand.
 import hashlib
 import importlib
 import importlib.util
+import inspect
 import os
 import sys
 from abc import ABC, abstractmethod
@@ -230,6 +231,11 @@ def compile(graph, backend="python", outputs=None, **options):
     `parallel` = "auto" | True | False), "cuda" (numba-cuda kernels).
     """
     module = backend_module(backend)
+    params = inspect.signature(module.build).parameters.values()
+    accepted = [p.name for p in params if p.name not in ("graph", "outputs") and p.kind != p.VAR_KEYWORD]
+    unknown = sorted(set(options) - set(accepted))
+    if unknown and not any(p.kind == p.VAR_KEYWORD for p in params):  # a **options backend checks its own
+        raise GraphcError(f"backend {backend!r} has no option {unknown[0]!r}; its options: {', '.join(accepted) or 'none'}")
     graph.validate(outputs_need_inputs=False)  # rewrites may have folded an output to a constant
     return module.build(graph, outputs, **options)
 

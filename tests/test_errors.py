@@ -291,3 +291,8 @@ def test_bad_axis_and_reshape():
 def test_compile_unknown_backend():
     with pytest.raises(gc.GraphcError, match="unknown backend 'tpu'; choose one of python, numba, cuda"):
         gc.compile(sum_graph(), backend="tpu")
+
+
+def test_compile_option_the_backend_does_not_take():
+    with pytest.raises(gc.GraphcError, match="backend 'python' has no option 'flush_subnormals'"):
+        gc.compile(sum_graph(), backend="python", flush_subnormals=False)
