@@ -1,0 +1,217 @@
+"""The training loop: batches, validation, early stopping, divergence, progress,
+grad norms, plots and checkpoint resume.  Oracles: NumPy by hand, gc.evaluate
+and gc.grad at the same parameters, and an uninterrupted run of the same seed."""
+import io
+import math
+
+import numpy as np
+import pytest
+
+import graphc as gc
+from graphc.errors import GraphcError, NumericError
+from graphc.train import (SGD, Adam, BatchNorm, Dense, Dropout, EarlyStopping, Model, ReduceLROnPlateau,
+                          Trainer)
+from graphc.train import checkpoint
+
+
+def blobs(n=120, seed=0):
+    """Three Gaussian blobs in 2-D: learnable in a few epochs."""
+    rng = np.random.default_rng(seed)
+    centers = np.array([[2.0, 0.0], [-1.0, 1.7], [-1.0, -1.7]])
+    y = rng.integers(0, 3, n)
+    return centers[y] + 0.6 * rng.standard_normal((n, 2)), y
+
+
+def small_model(**kw):
+    return Model([Dense(16, "tanh"), Dense(3)], input_shape=(2,), name="small", **kw)
+
+
+def test_each_epoch_visits_every_sample_once_in_a_seeded_shuffled_order():
+    X, y = blobs(50)
+    trainer = Trainer(small_model(), SGD(lr=0.1), backend="python")
+    seen = []
+    real_step = trainer.step.__class__.__call__
+
+    def spy(step, feeds=None, **kw):
+        seen.append(feeds["X"].copy())
+        return real_step(step, feeds, **kw)
+
+    trainer.step.__class__.__call__ = spy
+    try:
+        trainer.fit(X, y, epochs=2, batch_size=16)
+    finally:
+        trainer.step.__class__.__call__ = real_step
+    assert [len(b) for b in seen] == [16, 16, 16, 2] * 2
+    epoch1, epoch2 = np.concatenate(seen[:4]), np.concatenate(seen[4:])
+    key = lambda a: sorted(map(tuple, a))  # noqa: E731
+    assert key(epoch1) == key(X) == key(epoch2)
+    assert not np.array_equal(epoch1, epoch2)  # reshuffled each epoch
+    assert not np.array_equal(epoch1, X)
+
+
+def test_training_loss_and_accuracy_are_the_epochs_sample_weighted_means():
+    X, y = blobs(40)
+    trainer = Trainer(small_model(), SGD(lr=0.1), backend="python")
+    losses = []
+    trainer.fit(X, y, epochs=1, batch_size=30, shuffle=False,
+                callback=lambda t, m: losses.append(m["loss"]))
+    # replay by hand: the same initial params, two batches of 30 and 10, SGD by gc.grad
+    params = small_model().init(0)
+    graph = gc.grad(small_model().graph(True), loss="loss", wrt=list(params))
+    expected = 0.0
+    for sl in (slice(0, 30), slice(30, 40)):
+        ev = gc.evaluate(graph, {"X": X[sl], "y": y[sl], **params})
+        expected += float(ev["loss"]) * len(X[sl])
+        params = {k: v - 0.1 * ev[f"g_{k}"] for k, v in params.items()}
+    assert losses[0] == pytest.approx(expected / 40, rel=1e-12)
+    for k, v in params.items():
+        np.testing.assert_allclose(trainer.params[k], v, rtol=1e-12, atol=1e-15)
+
+
+def test_validation_split_is_held_out_and_reported():
+    X, y = blobs(100)
+    trainer = Trainer(small_model(), Adam(lr=0.05), backend="python")
+    history = trainer.fit(X, y, epochs=3, batch_size=32, validation_split=0.2)
+    assert {"loss", "accuracy", "val_loss", "val_accuracy", "lr"} <= set(history.metrics)
+    assert len(history["val_loss"]) == 3
+    # the split is fixed by the seed: the same 20 points are evaluated each epoch
+    order = np.random.default_rng([0, 1]).permutation(100)
+    val = trainer.evaluate(X[order[:20]], y[order[:20]])
+    assert history["val_loss"][-1] == pytest.approx(val["loss"], rel=1e-12)
+
+
+def test_early_stopping_stops_after_patience_and_restores_the_best_weights():
+    rng = np.random.default_rng(3)
+    X, y = rng.standard_normal((40, 2)), rng.integers(0, 3, 40)  # noise labels: validation loss rises
+    Xv, yv = rng.standard_normal((40, 2)), rng.integers(0, 3, 40)
+    model = Model([Dense(64, "relu"), Dense(3)], input_shape=(2,), name="overfit")
+    trainer = Trainer(model, Adam(lr=0.05), backend="python")
+    best = {}
+    history = trainer.fit(X, y, epochs=200, batch_size=40, validation_data=(Xv, yv),
+                          early_stopping=EarlyStopping(patience=3),
+                          callback=lambda t, m: best.setdefault(t.epoch, {k: v.copy() for k, v in t.params.items()}))
+    val = history["val_loss"]
+    best_epoch = int(np.argmin(val)) + 1
+    assert len(val) == best_epoch + 4 < 200  # 3 epochs of patience, stopped on the 4th
+    assert trainer.early_stopping.best_epoch == best_epoch
+    for k, v in best[best_epoch].items():
+        np.testing.assert_array_equal(trainer.params[k], v)
+    assert trainer.evaluate(Xv, yv)["loss"] == pytest.approx(min(val), rel=1e-12)
+
+
+def test_divergence_stops_with_the_step_and_first_bad_node_and_keeps_finite_params():
+    X, y = blobs(64)
+    model = Model([Dense(32, "relu", init="he_normal"), Dense(3)], input_shape=(2,), name="diverge")
+    trainer = Trainer(model, SGD(lr=1e6), backend="python")
+    with pytest.raises(NumericError) as err:
+        trainer.fit(X, y, epochs=50, batch_size=16)
+    message = str(err.value)
+    assert "at step" in message and "first non-finite value: node '" in message
+    step = int(message.split("at step ")[1].split()[0])
+    assert step == trainer.step.steps  # the parameters are those the failing step started from
+    assert all(np.all(np.isfinite(v)) for v in trainer.params.values())
+    # the named node really is the first non-finite one at these parameters
+    node = message.split("first non-finite value: node '")[1].split("'")[0]
+    graph = trainer.step.graph
+    assert graph.toposort().index(graph.find(node)) >= 0
+
+
+@pytest.mark.parametrize("bad", [dict(epochs=0), dict(batch_size=0), dict(validation_split=1.0),
+                                 dict(batch_size=2.5), dict(checkpoint_every=0)])
+def test_bad_fit_arguments_are_one_clear_error(bad):
+    X, y = blobs(10)
+    trainer = Trainer(small_model(), SGD(lr=0.1), backend="python")
+    args = dict(epochs=1, batch_size=4) | bad
+    with pytest.raises(GraphcError, match="fit: "):
+        trainer.fit(X, y, **args)
+
+
+def test_progress_bar_is_off_when_stderr_is_not_a_terminal(capsys):
+    X, y = blobs(20)
+    trainer = Trainer(small_model(), SGD(lr=0.1), backend="python")
+    trainer.fit(X, y, epochs=2, batch_size=10)
+    assert capsys.readouterr().err == ""
+    trainer.fit(X, y, epochs=4, batch_size=10, progress=True)
+    assert "4/4" in capsys.readouterr().err
+
+
+def test_grad_norms_are_each_layers_gradient_norm():
+    X, y = blobs(30)
+    model = small_model()
+    trainer = Trainer(model, SGD(lr=0.1), backend="python")  # one full batch: one step, at the initial params
+    history = trainer.fit(X, y, epochs=1, batch_size=30)
+    ev = gc.evaluate(gc.grad(model.graph(True), loss="loss", wrt=model.trainable()), {"X": X, "y": y, **model.init(0)})
+    for layer, names in model.layer_groups().items():
+        expected = math.sqrt(sum(float(np.sum(ev[f"g_{n}"] ** 2)) for n in names))
+        assert history[f"grad_norm/{layer}"][0] == pytest.approx(expected, rel=1e-12)
+
+
+def test_history_plots_are_png_files(tmp_path):
+    X, y = blobs(40)
+    trainer = Trainer(small_model(), SGD(lr=0.1), backend="python")
+    history = trainer.fit(X, y, epochs=3, batch_size=20, validation_split=0.25)
+    for path in (history.plot(tmp_path / "loss.png"), history.plot_grad_norms(tmp_path / "norms.png")):
+        assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 5000
+
+
+def resumable_model():
+    return Model([Dense(24, "relu"), BatchNorm(), Dropout(0.3), Dense(3)], input_shape=(2,), name="resume")
+
+
+def resumable_trainer():
+    optimizer = Adam(lr=ReduceLROnPlateau(0.02, factor=0.5, patience=1))
+    return Trainer(resumable_model(), optimizer, seed=7, backend="numba")
+
+
+def test_interrupted_and_resumed_training_reproduces_the_uninterrupted_run(tmp_path):
+    X, y = blobs(90)
+    args = dict(batch_size=16, validation_split=0.2, early_stopping=EarlyStopping(patience=50))
+    straight = resumable_trainer()
+    straight.fit(X, y, epochs=6, **args)
+
+    path = tmp_path / "run.npz"
+    first = resumable_trainer()
+
+    def crash(trainer, metrics):
+        if trainer.epoch == 3:
+            raise KeyboardInterrupt  # after epoch 3's checkpoint was written
+
+    with pytest.raises(KeyboardInterrupt):
+        first.fit(X, y, epochs=6, checkpoint=path, callback=crash, **args)
+    args["early_stopping"] = EarlyStopping(patience=50)
+    resumed = resumable_trainer()  # a new process would build the same objects
+    resumed.fit(X, y, epochs=6, checkpoint=path, resume=True, **args)
+
+    assert resumed.epoch == straight.epoch == 6
+    assert resumed.history.to_dict() == straight.history.to_dict()
+    for k, v in straight.step.params.items():  # params, running stats and Adam's moments
+        np.testing.assert_array_equal(resumed.step.params[k], v, err_msg=k)
+    assert resumed.rng.bit_generator.state == straight.rng.bit_generator.state
+    assert resumed.optimizer.state_dict() == straight.optimizer.state_dict()
+
+
+def test_a_checkpoint_from_another_model_is_refused(tmp_path):
+    X, y = blobs(20)
+    trainer = Trainer(small_model(), SGD(lr=0.1), backend="python")
+    trainer.fit(X, y, epochs=1, batch_size=10, checkpoint=tmp_path / "a.npz")
+    other = Trainer(Model([Dense(8, "tanh"), Dense(3)], input_shape=(2,), name="small"), SGD(lr=0.1),
+                    backend="python")
+    with pytest.raises(checkpoint.CheckpointError, match="graph"):
+        other.load(tmp_path / "a.npz")
+
+
+def test_a_checkpoint_holds_the_full_state(tmp_path):
+    X, y = blobs(30)
+    trainer = Trainer(resumable_model(), Adam(lr=0.01), seed=3, backend="python")
+    trainer.fit(X, y, epochs=2, batch_size=10, validation_split=0.2, early_stopping=EarlyStopping(patience=5),
+                checkpoint=tmp_path / "c.npz")
+    arrays, meta = checkpoint.load(tmp_path / "c.npz")
+    names = {k.split("/", 1)[1] for k in arrays if k.startswith("state/")}
+    assert names == set(trainer.step.params)  # params, running stats, Adam's m and v
+    assert {"dense_1.W", "batch_norm_1.running_mean", "dense_1.W.m", "dense_1.W.v"} <= names
+    assert meta["epoch"] == 2 and meta["step"] == 6 and meta["format_version"] == checkpoint.FORMAT_VERSION
+    assert meta["rng"] == trainer.rng.bit_generator.state
+    assert meta["early_stopping"]["best_epoch"] in (1, 2)
+    assert any(k.startswith("best/") for k in arrays)
+    with open(tmp_path / "c.npz", "rb") as f:  # no pickle anywhere in the file
+        np.load(io.BytesIO(f.read()), allow_pickle=False).files
