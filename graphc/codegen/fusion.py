@@ -251,6 +251,11 @@ class _Planner:
         aliases = {leaf} | {v for v, root in self.view_root.items() if root == leaf}
         if any(self._reads(step, aliases) for step in self.steps[self.steps.index(loop) + 1:]):
             return False
+        # the new value is stored as soon as it is computed, so a later member of the
+        # same loop that reads the leaf would see the new value instead of the old
+        later = loop.members[loop.members.index(value) + 1:]
+        if any(o in aliases for m in later for o in self.g.operands(m)):
+            return False
         views = aliases - {leaf}
         in_loop_reads = {o for m in loop.members for o in self.g.operands(m)}
         other_index_reads = {o for m in loop.members if self.g.op(m) in ("matmul", "one_hot") for o in self.g.operands(m)}

@@ -18,21 +18,50 @@ from graphc.runtime import compile_validated
 HYPER_PREFIX = "opt."  # hyperparameter inputs are named opt.lr, opt.momentum, ...
 
 
-def build_step(graph, optimizer, loss=None, params=None):
+def build_step(graph, optimizer, loss=None, params=None, grad_norms=None):
     """Return the step graph of `graph`: outputs are the model's outputs; the
-    optimizer's new values of `params` (default: all params) are its updates."""
+    optimizer's new values of `params` (default: every trainable param, i.e.
+    one without a `role` such as a batch norm's running statistics) are its
+    updates.  Updates already in `graph` (running statistics) are kept.
+
+    `grad_norms` {group: [param names]} adds an output `grad_norm/<group>`, the
+    L2 norm of the group's gradients: per-layer norms that show vanishing or
+    exploding gradients, computed inside the step for the cost of one pass."""
     forward_outputs = list(graph.outputs)
-    names = list(params) if params is not None else [graph.name_of(n) for n in sorted(graph.params)]
+    names = list(params) if params is not None else trainable_params(graph)
     if not names:
         raise GraphcError(f"graph {graph.name!r} has no params to train")
     g = grad(graph, loss=loss, wrt=names)
-    hyper = {k: _hyper_input(g, k, g.dtype(g.find(names[0]))) for k in optimizer.hyper}
+    hyper = {k: _hyper_input(g, k, g.dtype(g.find(names[0]))) for k in optimizer.input_keys()}
+    norms = _grad_norm_outputs(g, grad_norms or {})
     with F.building("update"):
         for name in names:
             _add_update(g, name, optimizer, hyper)
-    g.outputs = {k: g.outputs[k] for k in forward_outputs}
+    g.outputs = {k: g.outputs[k] for k in forward_outputs} | norms
     eliminate_dead_code(g)
     return g.validate(outputs_need_inputs=False)
+
+
+def trainable_params(graph):
+    """Names of the params an optimizer trains: those with no `role` attribute."""
+    return [graph.name_of(n) for n in sorted(graph.params) if "role" not in graph.node(n)["attrs"]]
+
+
+def buffer_params(graph):
+    """Names of params with a `role` (running statistics): state, not trained."""
+    return [graph.name_of(n) for n in sorted(graph.params) if "role" in graph.node(n)["attrs"]]
+
+
+def _grad_norm_outputs(g, groups):
+    outputs = {}
+    with F.building("backward"):
+        for group, members in groups.items():
+            squares = [F.sum(F.Value(g, g.grads[m]) * F.Value(g, g.grads[m])) for m in members]
+            total = squares[0]
+            for s in squares[1:]:
+                total = total + s
+            outputs[f"grad_norm/{group}"] = F.sqrt(total).node
+    return outputs
 
 
 def _hyper_input(g, key, dtype):
@@ -61,9 +90,10 @@ class Step:
     """A compiled training step.  Call it with the batch's inputs by name; it runs
     forward, backward and the update in one compiled call and returns the outputs."""
 
-    def __init__(self, graph, params, optimizer, loss=None, backend="numba", **options):
+    def __init__(self, graph, params, optimizer, loss=None, backend="numba", grad_norms=None, **options):
         self.optimizer = optimizer
-        self.graph = build_step(graph, optimizer, loss, list(params))
+        buffers = set(buffer_params(graph))  # held and updated by the graph itself, not trained
+        self.graph = build_step(graph, optimizer, loss, [k for k in params if k not in buffers], grad_norms)
         self.compiled = compile_validated(self.graph, backend, **options)  # build_step validated it
         self.steps = 0
         self.compiled.hold(self._initial_state(params))
@@ -119,6 +149,6 @@ def _concrete(graph, n):
     return shape
 
 
-def compile_step(graph, params, optimizer, loss=None, backend="numba", **options):
+def compile_step(graph, params, optimizer, loss=None, backend="numba", grad_norms=None, **options):
     """Build and compile the training step of `graph`; see `Step`."""
-    return Step(graph, params, optimizer, loss, backend, **options)
+    return Step(graph, params, optimizer, loss, backend, grad_norms, **options)
