@@ -215,3 +215,18 @@ def test_a_checkpoint_holds_the_full_state(tmp_path):
     assert any(k.startswith("best/") for k in arrays)
     with open(tmp_path / "c.npz", "rb") as f:  # no pickle anywhere in the file
         np.load(io.BytesIO(f.read()), allow_pickle=False).files
+
+
+@pytest.mark.parametrize("backend", ["numba", "cuda"])
+def test_compiled_backends_train_like_the_python_backend(backend):
+    """PyTensor's rule: every backend against the Python one, here through fit
+    (Adam, batch norm's running statistics, dropout masks, a partial last batch)."""
+    X, y = blobs(40)
+    model = Model([Dense(8, "relu"), BatchNorm(), Dropout(0.25), Dense(3)], input_shape=(2,), name="agree")
+    runs = {b: Trainer(model, Adam(lr=0.01), seed=1, backend=b) for b in ("python", backend)}
+    for trainer in runs.values():
+        trainer.fit(X, y, epochs=2, batch_size=16)
+    reference, compiled = runs["python"], runs[backend]
+    for k, v in reference.step.params.items():
+        np.testing.assert_allclose(compiled.step.params[k], v, rtol=1e-10, atol=1e-12, err_msg=k)
+    assert compiled.history["loss"] == pytest.approx(reference.history["loss"], rel=1e-10)
