@@ -62,7 +62,7 @@ class Trainer:
 
     def evaluate(self, X, y, batch_size=4096):
         """{"loss", "accuracy"} on (X, y) in eval mode (dropout off, running statistics)."""
-        X, y = self._as_input(X), self._as_target(y)
+        X, y = self._as_data(X, y)
         total, outputs = 0.0, []
         for i in range(0, len(X), batch_size):
             out = self._eval(self._eval_feeds(X[i:i + batch_size], y[i:i + batch_size]))
@@ -92,7 +92,7 @@ class Trainer:
         epochs and at the end.  `progress` shows a tqdm bar (default: only when
         stderr is a terminal).  `callback(trainer, metrics)` runs after each epoch."""
         _check_fit_args(epochs, batch_size, validation_split, checkpoint_every)
-        X, y = self._as_input(X), self._as_target(y)
+        X, y = self._as_data(X, y)
         (X, y), val = self._split(X, y, validation_split, validation_data)
         self.early_stopping = _as_early_stopping(early_stopping, self.early_stopping)
         if resume and checkpoint is not None and os.path.exists(checkpoint):
@@ -120,7 +120,7 @@ class Trainer:
 
     def _split(self, X, y, fraction, validation_data):
         if validation_data is not None:
-            return (X, y), (self._as_input(validation_data[0]), self._as_target(validation_data[1]))
+            return (X, y), self._as_data(*validation_data)
         if not fraction:
             return (X, y), None
         order = np.random.default_rng([self.seed, 1]).permutation(len(X))  # fixed by the seed: same on resume
@@ -236,6 +236,12 @@ class Trainer:
         return self
 
     # ----- input checks ---------------------------------------------------------------
+    def _as_data(self, X, y):
+        X, y = self._as_input(X), self._as_target(y)
+        if len(X) != len(y):
+            raise GraphcError(f"X has {len(X)} samples but y has {len(y)}")
+        return X, y
+
     def _as_input(self, X):
         X = np.ascontiguousarray(X, dtype=self.model.dtype)
         if X.shape[1:] != self.model.input_shape:
@@ -251,6 +257,10 @@ class Trainer:
         if np.dtype(dtype).kind == "i" and y.dtype.kind not in "iu":
             raise GraphcError(f"{self.model.loss!r} takes integer class labels, got {y.dtype}")
         y = np.ascontiguousarray(y, dtype=dtype)
+        classes = self.model.graph(True).shape(self.model.graph(True).outputs["output"])[-1]
+        if y.dtype.kind == "i" and y.size and (y.min() < 0 or y.max() >= classes):
+            bad = y[(y < 0) | (y >= classes)][0]
+            raise GraphcError(f"label {bad} is out of range: model {self.model.name!r} has {classes} classes (0..{classes - 1})")
         want = self._target_shape(len(y))
         if y.shape != want:
             raise GraphcError(f"y has shape {y.shape}; {self.model.loss!r} on this model needs {want}")

@@ -230,3 +230,16 @@ def test_compiled_backends_train_like_the_python_backend(backend):
     for k, v in reference.step.params.items():
         np.testing.assert_allclose(compiled.step.params[k], v, rtol=1e-10, atol=1e-12, err_msg=k)
     assert compiled.history["loss"] == pytest.approx(reference.history["loss"], rel=1e-10)
+
+
+@pytest.mark.parametrize("X, y, match", [
+    (np.zeros((4, 3)), np.zeros(4, "int64"), r"X has shape \(4, 3\); model 'small' takes \(batch, 2\)"),
+    (np.zeros((4, 2)), np.zeros(4), "takes integer class labels, got float64"),
+    (np.zeros((4, 2)), np.array([0, 1, 3, 2]), "label 3 is out of range: model 'small' has 3 classes"),
+    (np.zeros((4, 2)), np.zeros(5, "int64"), "X has 4 samples but y has 5"),
+    (np.full((4, 2), np.nan), np.zeros(4, "int64"), "X contains NaN or Inf"),
+])
+def test_bad_data_is_one_clear_error(X, y, match):
+    trainer = Trainer(small_model(), SGD(lr=0.1), backend="python")
+    with pytest.raises(GraphcError, match=match):
+        trainer.fit(X, y, epochs=1)
