@@ -15,6 +15,8 @@ Writes to --out (default out/spiral):
                            on 5 of the training points
 
     python examples/spiral.py
+    graphc emit examples/spiral.py --step --backend numba   # the compiled step's source
+    graphc render examples/spiral.py --dim N=5 -o spiral.svg
 """
 import argparse
 import sys
@@ -48,6 +50,11 @@ def build_model():
     # The lecture initializes W ~ 0.01 * N(0, 1) and b = 0.
     return Model([Dense(HIDDEN, activation="relu", init="normal"), Dense(CLASSES, init="normal")],
                  input_shape=(2,), loss="cross_entropy", weight_decay=REG, name="spiral")
+
+
+def build():
+    """The training graph, for the command line: `graphc emit examples/spiral.py --step`."""
+    return build_model().graph(training=True)
 
 
 def main(out_dir="out/spiral"):

@@ -31,7 +31,7 @@ class VJPContext:
 
 
 def grad(graph, loss=None, wrt=None, seed=None, optimize=True):
-    """Differentiate `loss` (an output name; the only output by default) w.r.t. `wrt`.
+    """Differentiate `loss` (an output name; by default the only output, or the one named "loss") w.r.t. `wrt`.
 
     `wrt` defaults to the parameters, or to the float inputs when there are none.
     Returns a new Graph whose outputs are the original outputs plus `g_<name>`
@@ -56,6 +56,8 @@ def grad(graph, loss=None, wrt=None, seed=None, optimize=True):
 
 
 def _loss_node(g, loss):
+    if loss is None and "loss" in g.outputs:
+        loss = "loss"  # a model graph's convention: outputs loss and output
     if loss is None:
         if len(g.outputs) != 1:
             raise GraphcError(f"graph {g.name!r} has outputs {list(g.outputs)}; say which is the loss")
