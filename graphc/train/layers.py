@@ -7,6 +7,8 @@ are traced twice: once for training (dropout active, batch statistics) and
 once for evaluation (dropout off, running statistics), so the two graphs
 share parameter names and one set of arrays serves both.
 """
+import numpy as np
+
 from graphc import dsl as F
 from graphc import functional
 from graphc.errors import GraphcError
@@ -43,9 +45,7 @@ class Dense(Layer):
 
     def __init__(self, units, activation=None, init="xavier_uniform", bias_init="zeros", name=None):
         super().__init__(name)
-        if not isinstance(units, int) or units < 1:
-            raise GraphcError(f"Dense: units must be a positive integer, got {units!r}")
-        self.units, self.activation = units, activation and Activation(activation)
+        self.units, self.activation = _positive_int("Dense", "units", units), activation and Activation(activation)
         self.init, self.bias_init = initializers.get(init), initializers.get(bias_init)
 
     def forward(self, x, scope):
@@ -58,6 +58,18 @@ class Dense(Layer):
     def describe(self):
         act = f", activation={self.activation.fn_name!r}" if self.activation else ""
         return f"units={self.units}{act}, init={self.init!r}"
+
+
+def _positive_int(owner, what, value, least=1):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < least:
+        raise GraphcError(f"{owner}: {what} must be an integer >= {least}, got {value!r}")
+    return int(value)
+
+
+def _probability(owner, what, value):
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value < 1.0:
+        raise GraphcError(f"{owner}: {what} must be a number in [0, 1), got {value!r}")
+    return float(value)
 
 
 def _expect_matrix(layer, x):
@@ -108,9 +120,8 @@ class Maxout(Layer):
 
     def __init__(self, units, pieces=2, init="xavier_uniform", name=None):
         super().__init__(name)
-        if pieces < 2:
-            raise GraphcError(f"Maxout: needs at least 2 pieces, got {pieces}")
-        self.units, self.pieces, self.init = units, pieces, initializers.get(init)
+        self.units, self.pieces = _positive_int("Maxout", "units", units), _positive_int("Maxout", "pieces", pieces, 2)
+        self.init = initializers.get(init)
 
     def forward(self, x, scope):
         _expect_matrix(self, x)
@@ -131,9 +142,7 @@ class Dropout(Layer):
 
     def __init__(self, p=0.5, name=None):
         super().__init__(name)
-        if not 0.0 <= p < 1.0:
-            raise GraphcError(f"Dropout: p must be in [0, 1), got {p!r}")
-        self.p = p
+        self.p = _probability("Dropout", "p", p)
 
     def forward(self, x, scope):
         if not scope.training or self.p == 0.0:
@@ -170,9 +179,7 @@ class BatchNorm(Layer):
 
     def __init__(self, momentum=0.9, eps=1e-5, name=None):
         super().__init__(name)
-        if not 0.0 <= momentum < 1.0:
-            raise GraphcError(f"BatchNorm: momentum must be in [0, 1), got {momentum!r}")
-        self.momentum, self.eps = momentum, eps
+        self.momentum, self.eps = _probability("BatchNorm", "momentum", momentum), eps
 
     def forward(self, x, scope):
         _expect_matrix(self, x)
@@ -226,7 +233,7 @@ class Residual(Layer):
     def forward(self, x, scope):
         out = self.block(x, scope)
         if out.shape != x.shape:
-            raise GraphcError(f"{self.name}: the block maps {x.shape} to {out.shape}; a residual needs the same shape")
+            raise GraphcError(f"{self.name or 'Residual'}: the block maps {x.shape} to {out.shape}; a residual needs the same shape")
         return x + out
 
 
