@@ -315,7 +315,7 @@ def test_dropout_zero_has_no_mask():
 
 @pytest.mark.parametrize("p", [-0.1, 1.0, 1.5])
 def test_dropout_rejects_bad_p(p):
-    with pytest.raises(GraphcError, match=r"p must be in \[0, 1\)"):
+    with pytest.raises(GraphcError, match=r"p must be a number in \[0, 1\)"):
         Dropout(p)
 
 
