@@ -63,7 +63,7 @@ class History:
             ax.plot(np.arange(1, len(self) + 1), self[name], label=name.split("/", 1)[1])
         ax.set_yscale("log")
         ax.set_xlabel("epoch")
-        ax.set_ylabel("||dL/dW|| (mean over the epoch's steps)")
+        ax.set_ylabel("||dL/dθ|| of the layer's params (epoch mean)")
         ax.legend()
         return _save(fig, path, title)
 
@@ -100,8 +100,9 @@ def compare(histories, path, metric="loss", title=None):
 
 
 class EarlyStopping:
-    """Stop when `monitor` has not improved by more than `min_delta` for
-    `patience` epochs; with `restore_best`, training ends on the best weights."""
+    """Stop after `patience` epochs in a row in which `monitor` did not improve on
+    its best by more than `min_delta` (as Keras counts); with `restore_best`,
+    training ends on the best weights."""
 
     def __init__(self, patience=10, monitor="val_loss", min_delta=0.0, restore_best=True):
         if not isinstance(patience, int) or patience < 0:
@@ -123,7 +124,7 @@ class EarlyStopping:
                 self.best_params = {k: np.array(v) for k, v in params.items()}
             return False
         self.wait += 1
-        return self.wait > self.patience
+        return self.wait >= self.patience
 
     def state_dict(self):
         return {"best": self.best, "best_epoch": self.best_epoch, "wait": self.wait}

@@ -92,7 +92,7 @@ def test_early_stopping_stops_after_patience_and_restores_the_best_weights():
                           callback=lambda t, m: best.setdefault(t.epoch, {k: v.copy() for k, v in t.params.items()}))
     val = history["val_loss"]
     best_epoch = int(np.argmin(val)) + 1
-    assert len(val) == best_epoch + 4 < 200  # 3 epochs of patience, stopped on the 4th
+    assert len(val) == best_epoch + 3 < 200  # stopped after 3 epochs without improvement
     assert trainer.early_stopping.best_epoch == best_epoch
     for k, v in best[best_epoch].items():
         np.testing.assert_array_equal(trainer.params[k], v)
