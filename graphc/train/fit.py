@@ -38,6 +38,7 @@ class Trainer:
                          grad_norms=groups, **compile_options)
         self._eval = compile_graph(model.graph(False), eval_backend or backend)
         self.history, self.epoch = History(), 0
+        self._noise = model.noise  # dropout masks drawn for each batch
         self.early_stopping = None
         self.graph_hash = ckpt_graph_hash(self.step.graph)
 
@@ -106,8 +107,9 @@ class Trainer:
                     self.save(checkpoint)
                 if callback is not None:
                     callback(self, metrics)
-                bar.set_postfix({k: f"{v:.4g}" for k, v in metrics.items() if not k.startswith("grad_norm")})
-                bar.update(1)
+                if not bar.disable:
+                    bar.set_postfix({k: f"{v:.4g}" for k, v in metrics.items() if not k.startswith("grad_norm")})
+                    bar.update(1)
                 if stop:
                     break
         finally:
@@ -161,7 +163,7 @@ class Trainer:
         for i in range(0, len(X), batch_size):
             idx = order[i:i + batch_size]
             feeds = {"X": X[idx], "y": y[idx]}
-            for name, spec in self.model.noise.items():
+            for name, spec in self._noise.items():
                 feeds[name] = spec.draw(rng, len(idx))
             yield feeds, len(idx)
 

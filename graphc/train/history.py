@@ -12,17 +12,23 @@ class History:
 
     def __init__(self, metrics=None):
         self.metrics = {k: list(v) for k, v in (metrics or {}).items()}
+        self._epochs = max((len(v) for v in self.metrics.values()), default=0)
 
     def append(self, values):
-        epoch = len(self)
+        epoch = self._epochs
         for name, value in values.items():
-            self.metrics.setdefault(name, [math.nan] * epoch).append(float(value))
-        for name, series in self.metrics.items():  # a metric missing this epoch stays aligned
-            if len(series) == epoch:
-                series.append(math.nan)
+            series = self.metrics.get(name)
+            if series is None:
+                series = self.metrics[name] = [math.nan] * epoch
+            series.append(float(value))
+        if len(values) != len(self.metrics):  # a metric missing this epoch stays aligned
+            for series in self.metrics.values():
+                if len(series) == epoch:
+                    series.append(math.nan)
+        self._epochs = epoch + 1
 
     def __len__(self):
-        return max((len(v) for v in self.metrics.values()), default=0)
+        return self._epochs
 
     def __getitem__(self, name):
         return self.metrics[name]

@@ -41,7 +41,7 @@ class CrossEntropy(Loss):
         return functional.cross_entropy(output, target)
 
     def accuracy(self, output, target):
-        return float(np.mean(np.argmax(output, axis=1) == target))
+        return np.count_nonzero(np.argmax(output, axis=1) == target) / len(target)
 
 
 class BinaryCrossEntropy(Loss):
@@ -56,7 +56,7 @@ class BinaryCrossEntropy(Loss):
         return functional.bce_loss(output, target)
 
     def accuracy(self, output, target):
-        return float(np.mean((output > 0) == (target > 0.5)))
+        return np.count_nonzero((output > 0) == (target > 0.5)) / target.size
 
 
 class MeanSquaredError(Loss):
