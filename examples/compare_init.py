@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from graphc.train import Dense, Model, Momentum, Trainer, compare
+from graphc.train.datasets import spiral  # the lecture's data (seed 004)
 
 SEED = 0
 HIDDEN, EPOCHS, BATCH_SIZE = 50, 200, 32
@@ -39,19 +40,6 @@ LABELS = {"zeros": "zeros", "normal": "normal (std 0.01)", "xavier_normal": "Xav
           "he_normal": "He (normal)"}
 MIN_GOOD_ACCURACY = 0.90  # Xavier and He: measured 0.977 and 0.977 (train accuracy, SEED = 0)
 MAX_SPREAD = 1e-12  # zero init: measured 0.0 (W1) and 5.6e-17 (W2, rounding)
-
-
-def spiral(rng, n_per_class=100, classes=3):
-    """The CS231n spiral: `classes` interleaved arms of `n_per_class` noisy points."""
-    X = np.zeros((n_per_class * classes, 2))
-    y = np.zeros(n_per_class * classes, dtype=np.int64)
-    for j in range(classes):
-        ix = slice(n_per_class * j, n_per_class * (j + 1))
-        r = np.linspace(0.0, 1.0, n_per_class)
-        t = np.linspace(j * 4, (j + 1) * 4, n_per_class) + rng.standard_normal(n_per_class) * 0.2
-        X[ix] = np.c_[r * np.sin(t), r * np.cos(t)]
-        y[ix] = j
-    return X, y
 
 
 def build_model(init):

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from graphc.train import SGD, Adagrad, Adam, Dense, Model, Momentum, Nesterov, RMSProp, Trainer, compare
+from graphc.train.datasets import spiral  # the lecture's data (seed 004)
 
 SEED = 0
 EPOCHS, BATCH_SIZE, WEIGHT_DECAY = 100, 32, 1e-3
@@ -40,19 +41,6 @@ MORE_OPTIMIZERS = {
     "Adagrad(lr=0.1)": lambda: Adagrad(lr=0.1),
     "RMSProp(lr=0.005)": lambda: RMSProp(lr=0.005),
 }
-
-
-def spiral(rng, n_per_class=100, classes=3):
-    """The CS231n spiral: `classes` interleaved arms of `n_per_class` noisy points."""
-    X = np.zeros((n_per_class * classes, 2))
-    y = np.zeros(n_per_class * classes, dtype=np.int64)
-    for j in range(classes):
-        ix = slice(n_per_class * j, n_per_class * (j + 1))
-        r = np.linspace(0.0, 1.0, n_per_class)
-        t = np.linspace(j * 4, (j + 1) * 4, n_per_class) + rng.standard_normal(n_per_class) * 0.2
-        X[ix] = np.c_[r * np.sin(t), r * np.cos(t)]
-        y[ix] = j
-    return X, y
 
 
 def build_model():

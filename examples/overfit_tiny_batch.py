@@ -27,24 +27,12 @@ from pathlib import Path
 import numpy as np
 
 from graphc.train import Adam, Dense, Model, Trainer
+from graphc.train.datasets import spiral  # the lecture's data (seed 004)
 
 SEED = 0
 N_TINY, STEPS, LR = 20, 1000, 0.01
 MAX_FINAL_LOSS = 1e-2  # measured 3.0e-4 with SEED = 0
 MAX_INITIAL_DEVIATION = 0.1  # |initial loss - ln 3|; measured 0.011
-
-
-def spiral(rng, n_per_class=100, classes=3):
-    """The CS231n spiral: `classes` interleaved arms of `n_per_class` noisy points."""
-    X = np.zeros((n_per_class * classes, 2))
-    y = np.zeros(n_per_class * classes, dtype=np.int64)
-    for j in range(classes):
-        ix = slice(n_per_class * j, n_per_class * (j + 1))
-        r = np.linspace(0.0, 1.0, n_per_class)
-        t = np.linspace(j * 4, (j + 1) * 4, n_per_class) + rng.standard_normal(n_per_class) * 0.2
-        X[ix] = np.c_[r * np.sin(t), r * np.cos(t)]
-        y[ix] = j
-    return X, y
 
 
 def build_model():

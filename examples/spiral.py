@@ -27,23 +27,11 @@ import numpy as np
 
 from graphc.render import annotate, render
 from graphc.train import SGD, Dense, Model, Trainer, decision_boundary
+from graphc.train.datasets import spiral  # the lecture's data (seed 004)
 
-N_PER_CLASS, CLASSES, HIDDEN = 100, 3, 100
+CLASSES, HIDDEN = 3, 100
 STEPS, STEP_SIZE, REG = 10_000, 1.0, 1e-3  # the lecture's settings
 TARGET_ACCURACY = 0.98
-
-
-def spiral(rng):
-    """The lecture's data: CLASSES spiral arms of N_PER_CLASS points each."""
-    X = np.zeros((N_PER_CLASS * CLASSES, 2))
-    y = np.zeros(N_PER_CLASS * CLASSES, dtype="int64")
-    for j in range(CLASSES):
-        ix = range(N_PER_CLASS * j, N_PER_CLASS * (j + 1))
-        r = np.linspace(0.0, 1, N_PER_CLASS)
-        t = np.linspace(j * 4, (j + 1) * 4, N_PER_CLASS) + rng.standard_normal(N_PER_CLASS) * 0.2
-        X[ix] = np.c_[r * np.sin(t), r * np.cos(t)]
-        y[ix] = j
-    return X, y
 
 
 def build_model():

@@ -11,22 +11,10 @@ import numpy as np
 
 import graphc as gc
 from graphc.dsl import Input, Param
+from graphc.train.datasets import spiral  # the lecture's data (seed 004)
 
-N_PER_CLASS, D, K, H = 100, 2, 3, 100  # points per class, input dim, classes, hidden width
+D, K, H = 2, 3, 100  # input dim, classes, hidden width
 REG = 1e-3
-
-
-def spiral(rng):
-    n = N_PER_CLASS * K
-    X = np.zeros((n, D))
-    y = np.zeros(n, dtype="int64")
-    for j in range(K):
-        ix = range(N_PER_CLASS * j, N_PER_CLASS * (j + 1))
-        r = np.linspace(0.0, 1, N_PER_CLASS)
-        t = np.linspace(j * 4, (j + 1) * 4, N_PER_CLASS) + rng.standard_normal(N_PER_CLASS) * 0.2
-        X[ix] = np.c_[r * np.sin(t), r * np.cos(t)]
-        y[ix] = j
-    return X, y
 
 
 def net(X, y, W1, b1, W2, b2):
