@@ -7,7 +7,7 @@ workload for whole epochs, in its own process.
 
 Workloads (`WORKLOADS`):
 
-    spiral  seed 004's spiral (examples/spiral.py's `spiral()`, 300 points), 2 -> 100 ReLU -> 3,
+    spiral  seed 004's spiral (graphc.train.datasets.spiral, seed 4, 300 points), 2 -> 100 ReLU -> 3,
             softmax cross-entropy + L2 1e-3 (0.5 * reg * sum W**2 over the weights, not the
             biases), full-batch SGD lr 1.0, float64: one epoch is one step
     digits  digits-like synthetic data (1437 x 64 in [0, 1], 10 classes, seeded; the shape
@@ -43,21 +43,17 @@ line {"epochs": k} with {"s": seconds for k more epochs, "loss": the last
 epoch's loss}; {"quit": true} ends it.  Only protocol lines go to stdout.
 """
 import argparse
-import importlib.util
 import json
 import os
 import statistics
 import sys
 import time
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
 T_ENTER = time.time()
 
 import numpy as np  # noqa: E402
 
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
 PEERS = ("graphc_fit", "graphc_step", "torch", "numpy", "jax")
 CHECK_EPOCHS = 3
 ADAM = {"beta1": 0.9, "beta2": 0.999, "eps": 1e-8}
@@ -105,10 +101,8 @@ WORKLOADS = {
 def make_data(wl, seed=0):
     """(X, y) of the workload: X float64 (cast by each peer to wl.dtype), y int64."""
     if wl.name == "spiral":
-        spec = importlib.util.spec_from_file_location("graphc_example_spiral", ROOT / "examples" / "spiral.py")
-        mod = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(mod)
-        X, y = mod.spiral(np.random.default_rng(4))  # as examples/spiral.py does
+        from graphc.train.datasets import spiral
+        X, y = spiral(np.random.default_rng(4))  # as examples/spiral.py does
         return np.asarray(X, dtype=np.float64), np.asarray(y, dtype=np.int64)
     if wl.name == "digits":
         return digits_like(wl.n, wl.layers[0], wl.layers[-1], seed)
