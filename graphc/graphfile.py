@@ -11,16 +11,19 @@ JSON has no tuples or arrays, so attr values are tagged: {"tuple": [...]},
 {"array": {"dtype", "shape", "data"}} (non-finite floats as "nan", "inf",
 "-inf"), {"scalar": {"dtype", "value"}}, {"float": "nan"}, {"dict": {...}}.
 
-Loading never runs code.  It checks, in order: the file size, that the text
-is JSON, the node count, the JSON Schema (graphfile_schema.py), that every op is
-in the op table, that edges and records name existing nodes, and that exact
-constants are plain arithmetic (they are later parsed by SymPy); then it builds
-the Graph and runs graph.validate() (cycles, arity, shapes, dtypes).  Every
-failure is one GraphcError line that starts with the file name.
+Loading never runs code.  It checks, in order: the file name (`.json`, any
+case), the file size, that the text is JSON (integers of at most 19 digits, no
+nesting deeper than MAX_DEPTH), the node count, the JSON Schema
+(graphfile_schema.py: every name an identifier), that every op is in the op
+table, that edges and records name existing nodes, every node's attrs by the
+op's attr types (graphc.ops.attrs: exact constants are plain arithmetic within
+a size limit, shapes within the tensor limit); then it builds the Graph and
+runs graph.validate() (cycles, arity, shapes, dtypes).  Every failure is one
+GraphcError line that starts with the file name.  docs/security.md lists the limits.
 """
 import json
+import math
 import os
-import re
 from functools import lru_cache
 from pathlib import Path
 
@@ -29,13 +32,14 @@ import numpy as np
 
 from graphc.errors import GraphcError, UnknownOpError
 from graphc.ir import Graph
+from graphc.ops import attrs as attr_types
 
 FORMAT, VERSION = "graphc-graph", 1
 MAX_BYTES = 64 * 2**20  # a file bigger than this is refused before it is parsed
 MAX_NODES = 200_000
-# An exact constant is handed to sympy.sympify, which evaluates Python: only
-# numbers, arithmetic and a few function names may pass.
-SAFE_EXACT = re.compile(r"^(?:\s*(?:\d+(?:\.\d*)?(?:[eE][-+]?\d+)?|\.\d+|\*\*|[-+*/()]|sqrt|pi|exp|log|E))*\s*$")
+MAX_DEPTH = 32  # nesting of JSON arrays and objects
+MAX_INT_DIGITS = 19  # a JSON integer (2**63 has 19 digits)
+SUFFIX = ".json"
 ROLES = ("upstream", "local", "downstream")
 NONFINITE = {"nan": np.nan, "inf": np.inf, "-inf": -np.inf}
 
@@ -90,7 +94,10 @@ def decode(v):
 
 def _decode_array(body):
     shape, data = tuple(body["shape"]), body["data"]
-    if int(np.prod(shape)) != len(data):
+    size = math.prod(shape)  # exact: np.prod would wrap around on absurd shapes
+    if size > attr_types.MAX_ELEMENTS:
+        raise GraphFileError(f"array of shape {shape} is over the limit of {attr_types.MAX_ELEMENTS:,} entries")
+    if size != len(data):
         raise GraphFileError(f"array of shape {shape} has {len(data)} entries")
     data = [NONFINITE.get(x, x) if isinstance(x, str) else x for x in data]
     try:
@@ -136,6 +143,7 @@ def save(graph, path):
 def load(path, max_bytes=MAX_BYTES, max_nodes=MAX_NODES):
     """Read and check a graph file; returns a validated Graph.  Never runs code from the file."""
     path = str(path)
+    check_suffix(path)
     try:
         size = os.path.getsize(path)
         if size > max_bytes:
@@ -145,6 +153,13 @@ def load(path, max_bytes=MAX_BYTES, max_nodes=MAX_NODES):
     except OSError as e:
         raise GraphFileError(f"{path}: cannot read: {e.strerror}") from None
     return loads(raw, source=path, max_bytes=max_bytes, max_nodes=max_nodes)
+
+
+def check_suffix(path):
+    """Graph files are named *.json (any case); anything else is refused, never guessed at."""
+    if not os.path.basename(path).lower().endswith(SUFFIX) or os.path.basename(path).lower() == SUFFIX:
+        raise GraphFileError(f"{path}: not a graph file name: graph files end in .json "
+                             "(a Python model needs --python, which runs it)")
 
 
 def loads(text, source="<string>", max_bytes=MAX_BYTES, max_nodes=MAX_NODES):
@@ -158,14 +173,40 @@ def loads(text, source="<string>", max_bytes=MAX_BYTES, max_nodes=MAX_NODES):
 
 def _parse(text):
     try:
-        return json.loads(text, parse_constant=_no_constant)
+        data = json.loads(text, parse_constant=_no_constant, parse_int=_int, parse_float=_float)
     except UnicodeDecodeError:
         raise GraphFileError("not UTF-8 text") from None
     except json.JSONDecodeError as e:
         where = "ends too early (truncated?)" if _unclosed(e.doc) else "is not valid JSON"
         raise GraphFileError(f"{where}: {e.msg} (line {e.lineno}, column {e.colno})") from None
     except RecursionError:
-        raise GraphFileError("JSON nested too deeply") from None
+        raise GraphFileError(f"JSON nested deeper than the limit of {MAX_DEPTH} levels") from None
+    _check_depth(data)
+    return data
+
+
+def _int(text):
+    if len(text.lstrip("-")) > MAX_INT_DIGITS:
+        raise GraphFileError(f"integer {text[:20]}... has more than {MAX_INT_DIGITS} digits (the limit)")
+    return int(text)
+
+
+def _float(text):
+    value = float(text)
+    if not math.isfinite(value):
+        raise GraphFileError(f"number {text[:20]} is too large for a float (write \"inf\" inside a tagged array)")
+    return value
+
+
+def _check_depth(data):
+    """Refuse nesting deeper than MAX_DEPTH (walked without recursion)."""
+    stack = [(data, 1)]
+    while stack:
+        value, level = stack.pop()
+        if level > MAX_DEPTH:
+            raise GraphFileError(f"JSON nested deeper than the limit of {MAX_DEPTH} levels")
+        children = value.values() if isinstance(value, dict) else value if isinstance(value, list) else ()
+        stack.extend((c, level + 1) for c in children if isinstance(c, (dict, list)))
 
 
 def _unclosed(text):
@@ -212,10 +253,14 @@ def from_data(data, max_nodes=MAX_NODES):
 def _build_nx(data):
     g = nx.MultiDiGraph()
     for node in data["nodes"]:
+        label = f"node {node['id']} '{node['name']}' ({node['op']})"
         try:
             attrs = {k: decode(v) for k, v in node["attrs"].items()}
         except GraphFileError as e:
-            raise GraphFileError(f"node {node['id']} '{node['name']}': {e}") from None
+            raise GraphFileError(f"{label}: {e}") from None
+        reason = attr_types.problem(node["op"], attrs) or attr_types.shape_problem(node["shape"])
+        if reason:
+            raise GraphFileError(f"{label}: {reason}")
         g.add_node(node["id"], op=node["op"], attrs=attrs, shape=tuple(node["shape"]), dtype=node["dtype"],
                    name=node["name"], phase=node["phase"])
     for edge in data["edges"]:
@@ -254,9 +299,6 @@ def _check_references(data):
         if node["op"] not in OPS:
             raise UnknownOpError(f"node {node['id']} '{node['name']}': unknown op {node['op']!r} "
                                  "(`graphc ops` lists the known ops; a user-defined op must be defined before loading)")
-        exact = node["attrs"].get("exact")
-        if isinstance(exact, str) and not SAFE_EXACT.match(exact):
-            raise GraphFileError(f"node {node['id']} '{node['name']}': exact value {exact!r:.60} is not plain arithmetic")
     for edge in data["edges"]:
         for end in ("source", "target"):
             if edge[end] not in known:

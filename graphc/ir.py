@@ -13,15 +13,22 @@ from graphc import shapes as S
 from graphc.errors import (ArityError, DisconnectedOutputError, DTypeError,
                            DuplicateNameError, GraphCycleError, GraphcError,
                            ShapeError, where)
+from graphc.ops import attrs as attr_types
 from graphc.ops import registry
 
 LEAF_OPS = ("input", "param", "const")
-NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]*$")
+NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_.]{0,199}")  # fullmatch: "x\n" is refused
+# A graph's name: an identifier, or what Python names a lambda (`<lambda>`), at most
+# 200 characters.  Emitters and renders still treat it as untrusted text.
+GRAPH_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,199}|<lambda>")
 SHORT_DTYPE = {"float64": "f64", "float32": "f32", "int64": "i64", "int32": "i32", "bool": "bool"}
 
 
 class Graph:
     def __init__(self, name="graph"):
+        if not isinstance(name, str) or not GRAPH_NAME_RE.fullmatch(name):
+            raise GraphcError(f"graph name {name!r:.80} is not an identifier "
+                              "(letters, digits, '_', '.' and '-', at most 200 characters)")
         self.name = name
         self.nx = nx.MultiDiGraph()
         self.outputs = {}  # output name -> node id, in declaration order
@@ -43,6 +50,10 @@ class Graph:
         if len(operands) != opdef.arity:
             label = name or _describe_new(self, op, [o for o in operands if o in self.nx])
             raise ArityError(where(label, op, f"takes {opdef.arity} operand(s), got {len(operands)}"))
+        reason = attr_types.problem(op, attrs)  # typed attrs: nothing but data reaches code
+        if reason:
+            label = name if isinstance(name, str) else _describe_new(self, op, [o for o in operands if o in self.nx])
+            raise attr_types.AttrError(where(label, op, reason))
         shape, dtype = self._infer(name, opdef, operands, attrs)
         name = self._claim_name(name, op)
         node = self._next_id
@@ -72,8 +83,9 @@ class Graph:
                 name = f"{op}_{k}"
                 if name not in self._by_name:
                     break
-        elif not NAME_RE.match(name):
-            raise GraphcError(f"node name {name!r} is not an identifier (letters, digits, '_' and '.')")
+        elif not isinstance(name, str) or not NAME_RE.fullmatch(name):
+            raise GraphcError(f"node name {name!r:.80} is not an identifier (letters, digits, '_' and '.', "
+                              "at most 200 characters)")
         elif name in self._by_name:
             raise DuplicateNameError(f"node name {name!r} is used twice (nodes {self._by_name[name]} and new {name})")
         self._by_name[name] = self._next_id
@@ -83,8 +95,8 @@ class Graph:
         """Give a node a readable name, e.g. the Python variable it was bound to."""
         if name in self._by_name:
             raise DuplicateNameError(f"node name {name!r} is already used by node {self._by_name[name]}")
-        if not NAME_RE.match(name):
-            raise GraphcError(f"node name {name!r} is not an identifier")
+        if not isinstance(name, str) or not NAME_RE.fullmatch(name):
+            raise GraphcError(f"node name {name!r:.80} is not an identifier")
         del self._by_name[self.nx.nodes[node]["name"]]
         self._by_name[name] = node
         self.nx.nodes[node]["name"] = name
@@ -193,6 +205,7 @@ class Graph:
     def _validate_node(self, n):
         data = self.nx.nodes[n]
         opdef = registry.get(data["op"])
+        attr_types.check(data["op"], data["attrs"], data["name"])
         positions = sorted(pos for _, _, pos in self.nx.in_edges(n, data="pos"))
         if positions != list(range(opdef.arity)):
             raise ArityError(where(data["name"], data["op"], f"takes {opdef.arity} operand(s), has edges at positions {positions}"))
