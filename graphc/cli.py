@@ -1,6 +1,9 @@
 """The `graphc` command line: list the op table, emit code, prove derivatives, render
 annotated graphs, check gradients, save graph files.
 
+MODEL arguments are graph files (*.json, any case), which are only read; a Python
+model file runs only when the command says --python (docs/security.md).
+
 Exit codes: 0 success, 1 a check failed, 2 a usage or input error.  Errors are
 one line on stderr; pass --debug for the full traceback.
 """
@@ -35,18 +38,18 @@ def cmd_ops(args):
 
 
 # ----- graphc emit -----------------------------------------------------------------
-def load_graph(path):
-    """The graph of a model file: a .json graph file (read, never run), or a Python file
-    that is RUN (as `import` would, with __name__ == "graphc_model") and must define a
-    module-level `graph` or a function `build()`."""
-    return load_model(path)[0]
+def load_graph(path, python=False):
+    """The graph of a model file: a .json graph file (read, never run), or with
+    python=True (--python) a Python file that is RUN (as `import` would, with
+    __name__ == "graphc_model") and must define a module-level `graph` or a function `build()`."""
+    return load_model(path, python)[0]
 
 
 def cmd_emit(args):
     import importlib
 
     import graphc
-    graph = load_graph(args.model)
+    graph = load_graph(args.model, args.python)
     graph.validate()
     wrt = args.wrt.split(",") if args.wrt else None
     if args.step:
@@ -83,13 +86,13 @@ def cmd_verify(args):
 # ----- graphc render / check / save ------------------------------------------------
 def _model_and_feeds(args, keep_text=False):
     from graphc.cli_inputs import parse_dims, prepare_feeds
-    graph, model_feeds = load_model(args.model)
+    graph, model_feeds = load_model(args.model, args.python)
     feeds, randomized, defaulted = prepare_feeds(graph, args.feed, args.feeds, model_feeds, parse_dims(args.dim),
                                                  args.seed, keep_text=keep_text)
-    if randomized:
+    if randomized:  # told once the command has run: a refusal stays one line
         sizes = f" with {', '.join(f'{d}={v}' for d, v in defaulted.items())} (set with --dim)" if defaulted else ""
-        print(f"graphc {args.command}: note: random values (seed {args.seed}) for {', '.join(randomized)}{sizes}; "
-              "choose them with --feed NAME=VALUE or --feeds FILE.npz", file=sys.stderr)
+        args.notes.append(f"graphc {args.command}: note: random values (seed {args.seed}) for {', '.join(randomized)}"
+                          f"{sizes}; choose them with --feed NAME=VALUE or --feeds FILE.npz")
     return graph, feeds
 
 
@@ -142,7 +145,7 @@ def _forward_loss(graph):
 def cmd_save(args):
     import graphc
     from graphc.graphfile import save
-    graph = load_graph(args.model)
+    graph = load_graph(args.model, args.python)
     graph.validate()
     if args.grad:
         graph = graphc.grad(graph, loss=args.loss, wrt=_wrt(args))
@@ -155,9 +158,11 @@ def cmd_save(args):
 def make_parser():
     p = argparse.ArgumentParser(prog="graphc", **_fmt(
         "graphc: a symbolic computation-graph compiler for neural networks.",
-        ["graphc ops", "graphc emit examples/lecture_graph.py --grad", "graphc verify tanh",
-         "graphc render examples/lecture_graph.py -o lecture.svg", "graphc check examples/lecture_graph.py",
-         "graphc save examples/lecture_graph.py -o lecture.json", "graphc SUBCOMMAND --help"]))
+        ["graphc ops", "graphc emit --python examples/lecture_graph.py --grad", "graphc verify tanh",
+         "graphc render --python examples/lecture_graph.py -o lecture.svg",
+         "graphc check --python examples/lecture_graph.py",
+         "graphc save --python examples/lecture_graph.py -o lecture.json", "graphc render lecture.json",
+         "graphc SUBCOMMAND --help"]))
     p.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
     common = argparse.ArgumentParser(add_help=False)  # so --debug also works after the subcommand
     common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show full tracebacks on errors")
@@ -173,13 +178,13 @@ def make_parser():
     emit = sub.add_parser("emit", help="print the code emitted for a model file", parents=[common], **_fmt(
         "Print the source a backend emits for a model, forward only or with gradients (--grad).\n\n"
         + MODEL_HELP,
-        ["graphc emit examples/lecture_graph.py",
-         "graphc emit examples/lecture_graph.py --grad",
-         "graphc emit examples/lecture_graph.py --grad --backend numba",
+        ["graphc emit --python examples/lecture_graph.py",
+         "graphc emit --python examples/lecture_graph.py --grad",
+         "graphc emit --python examples/lecture_graph.py --grad --backend numba",
          "graphc emit model.json --grad",
-         "graphc emit examples/spiral_gradients.py --step --backend numba   # forward+backward+SGD in one @njit",
-         "graphc emit examples/spiral_gradients.py --grad --wrt W1,W2 > step.py"]))
-    emit.add_argument("model", metavar="MODEL", help="a .py model (run) or a .json graph file (only read)")
+         "graphc emit --python examples/spiral_gradients.py --step --backend numba   # forward+backward+SGD in one @njit",
+         "graphc emit --python examples/spiral_gradients.py --grad --wrt W1,W2 > step.py"]))
+    _add_model(emit)
     emit.add_argument("--grad", action="store_true", help="emit the gradient graph (graphc.grad) instead")
     emit.add_argument("--step", action="store_true",
                       help="emit the whole SGD training step: forward, backward and update in one function")
@@ -201,10 +206,17 @@ def make_parser():
 
 MODEL_HELP = (
     "MODEL is a graph file (.json, written by `graphc save`), which is only read and\n"
-    "checked, never run; or a Python file (.py) that defines a module-level `graph`\n"
-    "(a graphc.Graph) or a function `build()` returning one.  WARNING: for a .py model\n"
-    "graphc RUNS the file's code, as `import` would (with __name__ == 'graphc_model',\n"
-    "so an `if __name__ == '__main__':` block is skipped).")
+    "checked, never run; or, with --python, a Python file (.py) that defines a\n"
+    "module-level `graph` (a graphc.Graph) or a function `build()` returning one.\n"
+    "WARNING: with --python graphc RUNS the file's code, as `import` would (with\n"
+    "__name__ == 'graphc_model', so an `if __name__ == '__main__':` block is skipped).\n"
+    "Without --python a .py file is refused, and so is any name not ending in .json.")
+
+
+def _add_model(p):
+    p.add_argument("model", metavar="MODEL", help="a .json graph file (only read), or with --python a .py model (run)")
+    p.add_argument("--python", action="store_true",
+                   help="MODEL is a Python file: RUN it to build the graph (only for code you trust)")
 
 INPUTS_HELP = (
     "Inputs: --feed NAME=VALUE (a number such as 5, -0.25 or 1/3, or a JSON list),\n"
@@ -216,7 +228,7 @@ INPUTS_HELP = (
 
 
 def _add_inputs(p):
-    p.add_argument("model", metavar="MODEL", help="a .py model (run) or a .json graph file (only read)")
+    _add_model(p)
     p.add_argument("--feed", action="append", default=[], metavar="NAME=VALUE", help="value of one input or param")
     p.add_argument("--feeds", metavar="FILE.npz", help="values of inputs and params, by name (numpy .npz)")
     p.add_argument("--dim", action="append", default=[], metavar="N=SIZE", help="size of a symbolic dimension")
@@ -237,11 +249,11 @@ def _add_render(sub, common):
         "--collapse draws each block of nodes named with a common prefix (layer1.W,\n"
         "layer1.h, ...) and each run of structurally identical blocks as one box.\n\n"
         + MODEL_HELP + "\n\n" + INPUTS_HELP,
-        ["graphc render examples/lecture_graph.py -o lecture.svg",
-         "graphc render examples/lecture_graph.py --feed x1=1/2 --exact -o exact.png",
-         "graphc render examples/lecture_graph.py --trace --markdown",
+        ["graphc render --python examples/lecture_graph.py -o lecture.svg",
+         "graphc render --python examples/lecture_graph.py --feed x1=1/2 --exact -o exact.png",
+         "graphc render --python examples/lecture_graph.py --trace --markdown",
          "graphc render model.json --feeds batch.npz --collapse -o model.pdf",
-         "graphc render examples/spiral_gradients.py --dim N=8 --backward-graph --rankdir TB -o g.svg"]))
+         "graphc render --python examples/spiral_gradients.py --dim N=8 --backward-graph --rankdir TB -o g.svg"]))
     _add_inputs(r)
     r.add_argument("-o", "--output", metavar="OUT", help="output file: .svg, .png, .pdf or .dot (default: MODEL's name + .svg)")
     r.add_argument("--forward-only", action="store_true", help="values only: no gradients, no U/L")
@@ -259,8 +271,8 @@ def _add_check(sub, common):
         "Compare reverse-mode gradients with central differences along random directions\n"
         "(graphc.gradcheck); the graph must be float64.  Exit code 1 if they differ.\n\n"
         + MODEL_HELP + "\n\n" + INPUTS_HELP,
-        ["graphc check examples/lecture_graph.py",
-         "graphc check examples/spiral_gradients.py --dim N=16 --projections 8",
+        ["graphc check --python examples/lecture_graph.py",
+         "graphc check --python examples/spiral_gradients.py --dim N=16 --projections 8",
          "graphc check model.json --feeds batch.npz --wrt W1,b1"]))
     _add_inputs(c)
     c.add_argument("--projections", type=int, default=4, help="random directions to check (default: 4)")
@@ -273,10 +285,10 @@ def _add_save(sub, common):
     s = sub.add_parser("save", help="write a model's graph as a JSON graph file", parents=[common], **_fmt(
         "Write the graph of MODEL as a JSON graph file (networkx node-link data plus a\n"
         "format version; see docs/render.md).  Loading it later never runs code.\n\n" + MODEL_HELP,
-        ["graphc save examples/lecture_graph.py -o lecture.json",
-         "graphc save examples/lecture_graph.py --grad -o lecture_grad.json",
+        ["graphc save --python examples/lecture_graph.py -o lecture.json",
+         "graphc save --python examples/lecture_graph.py --grad -o lecture_grad.json",
          "graphc render lecture.json --feed x1=5 --feed x2=4 --feed x3=3 --feed x4=2"]))
-    s.add_argument("model", metavar="MODEL", help="a .py model (run) or a .json graph file (only read)")
+    _add_model(s)
     s.add_argument("-o", "--output", required=True, metavar="OUT.json", help="the file to write")
     s.add_argument("--grad", action="store_true", help="save the gradient graph (graphc.grad) instead")
     s.add_argument("--loss", help="with --grad: the output to differentiate (default: the only output)")
@@ -286,23 +298,33 @@ def _add_save(sub, common):
 
 def main(argv=None):
     args = make_parser().parse_args(argv)  # usage errors exit 2 here
+    args.notes = []
     try:
-        return args.fn(args)
+        code = args.fn(args)
     except BrokenPipeError:  # e.g. `graphc ops | head`: the reader has all it wants
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
         return EXIT_OK
     except UsageError as e:
         if args.debug:
             raise
-        print(f"graphc {args.command}: error: {e}", file=sys.stderr)
+        print(one_line(f"graphc {args.command}: error: {e}"), file=sys.stderr)
         return EXIT_USAGE
     except Exception as e:  # e.g. a model file that fails to build: an input error
         if args.debug:
             raise
-        detail = " ".join(str(e).split())
-        print(f"graphc {args.command}: error: {type(e).__name__}: {detail} (rerun with --debug for the traceback)",
+        print(one_line(f"graphc {args.command}: error: {type(e).__name__}: {e} (rerun with --debug for the traceback)"),
               file=sys.stderr)
         return EXIT_USAGE
+    for note in args.notes:
+        print(note, file=sys.stderr)
+    return code
+
+
+def one_line(text):
+    """One printable line: whitespace runs become one space, and control characters
+    (a terminal escape in a file name, say) are shown escaped, never sent to the terminal."""
+    text = " ".join(str(text).split())
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 if __name__ == "__main__":

@@ -26,15 +26,23 @@ class UsageError(Exception):
 
 
 # ----- models -----------------------------------------------------------------------
-def load_model(path):
-    """(graph, default feeds) from a .json graph file (never runs code) or a .py model (runs it)."""
+def load_model(path, python=False):
+    """(graph, default feeds) from a graph file (*.json, only read, never run), or, only
+    when the caller asked with `python=True` (the CLI's --python), from a Python model
+    file (*.py) that is RUN.  Any other name is refused: the suffix is never guessed at."""
     if not os.path.isfile(path):
         raise UsageError(f"no such file: {path}")
-    if path.endswith(".json"):
-        from graphc.graphfile import load
-        return load(path), {}
-    namespace = run_model_file(path)
-    return graph_from_namespace(path, namespace), dict(namespace.get("FEEDS") or {})
+    is_py = path.lower().endswith(".py")
+    if python:
+        if not is_py:
+            raise UsageError(f"--python runs a Python model file (*.py); {path} is not one")
+        namespace = run_model_file(path)
+        return graph_from_namespace(path, namespace), dict(namespace.get("FEEDS") or {})
+    if is_py:
+        raise UsageError(f"{path} is a Python file; graphc runs a Python model only when asked, with --python "
+                         "(that executes its code); graph files (.json) are only read")
+    from graphc.graphfile import load
+    return load(path), {}
 
 
 def run_model_file(path):

@@ -10,16 +10,20 @@ Labels are Graphviz HTML-like labels built from escaped text, so a name such
 as `a<b>` or a quote cannot break the DOT.
 """
 import html
+import re
 
 import graphviz
 import numpy as np
 
 from graphc import shapes as S
-from graphc.errors import GraphcError
+from graphc.errors import GraphcError, where
 from graphc.interpreter import bind_feeds, bound_attrs, evaluate
+from graphc.ops.attrs import MAX_EXACT_DIGITS
 from graphc.ops.registry import FLOATS
 
 SMALL = 6  # tensors with at most this many entries show their values
+MAX_EXACT_ENTRIES = 100_000  # --exact on bigger tensors would take hours in SymPy
+MAX_EXACT_BITS = int(MAX_EXACT_DIGITS * 3.33)
 RANKDIRS = ("LR", "TB", "RL", "BT")
 FILL = {"input": "#dbe9f6", "param": "#fdf0c4", "const": "#eeeeee"}
 VALUE_COLOR, GRAD_COLOR, BACKWARD_FILL = "#1a7f37", "#c62828", "#fde2e1"
@@ -131,10 +135,50 @@ def numeric(v):
 
 def _parse_rational(text):
     import sympy
+    text = str(text).strip()
+    match = NUMBER.fullmatch(text) if len(text) <= MAX_NUMBER_CHARS else None
+    if match is None:
+        raise GraphcError(f"{text!r:.60} is not a number (write e.g. 5, -0.25, 1e-3 or 1/3; "
+                          f"at most {MAX_NUMBER_CHARS} characters)")
+    if match.group("exp") and abs(int(match.group("exp"))) > MAX_EXPONENT:
+        raise GraphcError(f"{text!r:.60}: exponent over the limit of {MAX_EXPONENT}")
     try:
-        return sympy.Rational(str(text).strip())
-    except (TypeError, ValueError):
-        raise GraphcError(f"{text!r} is not a number (write e.g. 5, -0.25, 1e-3 or 1/3)") from None
+        return sympy.Rational(text)
+    except (TypeError, ValueError, ZeroDivisionError):
+        raise GraphcError(f"{text!r:.60} is not a number (write e.g. 5, -0.25, 1e-3 or 1/3)") from None
+
+
+NUMBER = re.compile(r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE](?P<exp>[-+]?\d+))?(?:/\d+)?")
+MAX_NUMBER_CHARS, MAX_EXPONENT = 100, 400  # `1e999999999` as exact text would never finish
+
+
+def _exact_guard(g, n, op, args):
+    """Refuse, before SymPy starts, exact arithmetic that would not finish: a power whose
+    result has more than MAX_EXACT_DIGITS digits, or a node with too many entries."""
+    if max((np.size(a) for a in args), default=0) > MAX_EXACT_ENTRIES:
+        raise GraphcError(where(g.name_of(n), op, f"--exact evaluates at most {MAX_EXACT_ENTRIES:,} entries "
+                                "per node (the limit); draw it without --exact"))
+    if op != "pow":
+        return
+    for base, power in zip(*(a.ravel() for a in np.broadcast_arrays(*args))):
+        if _bits(base) * abs(getattr(power, "p", 1)) > MAX_EXACT_BITS:
+            raise GraphcError(where(g.name_of(n), op, f"exact value would have more than {MAX_EXACT_DIGITS} digits "
+                                    "(the limit of --exact)"))
+
+
+def _check_exact_size(g, n, value):
+    for v in np.ravel(value):
+        if _bits(v) > MAX_EXACT_BITS:
+            raise GraphcError(where(g.name_of(n), g.op(n), f"exact value has more than {MAX_EXACT_DIGITS} digits "
+                                    "(the limit of --exact)"))
+
+
+def _bits(v):
+    """Bits of a rational's numerator or denominator (0, 1 and -1 count as none)."""
+    p, q = getattr(v, "p", None), getattr(v, "q", None)
+    if not isinstance(p, int) or not isinstance(q, int) or (abs(p) <= 1 and q == 1):
+        return 0
+    return max(abs(p).bit_length(), q.bit_length())
 
 
 def _exact_values(g, feeds):
@@ -147,10 +191,13 @@ def _exact_values(g, feeds):
     for n in g.toposort():
         data = g.node(n)
         if n in leaves.values():
+            _exact_guard(g, n, data["op"], [feeds[data["name"]]])
             values[n] = _rational(feeds[data["name"]], data["dtype"])
         else:
             args = [values[o] for o in g.operands(n)]
+            _exact_guard(g, n, data["op"], args)
             values[n] = sym_apply(get(data["op"]), args, bound_attrs(data["attrs"], dims))
+            _check_exact_size(g, n, values[n])
     return values, dims
 
 
@@ -177,10 +224,10 @@ def _num(v):
     if isinstance(v, str):
         return v
     if isinstance(v, sympy.Basic):
-        if v.is_Rational:
-            return str(v)
         text = str(v)
-        return text if len(text) <= 24 else f"≈{float(v):.6g}"
+        if v.is_Rational and len(text) <= 40:
+            return text
+        return text if len(text) <= 24 else f"≈{sympy.N(v, 6)}"
     if isinstance(v, (bool, np.bool_)):
         return str(bool(v))
     v = float(v)
@@ -204,7 +251,7 @@ def fmt_value(v):
 
 
 def _nested(arr):
-    if arr.ndim == 0:
+    if np.ndim(arr) == 0:  # an entry of an exact (object) array is a bare SymPy number
         return _num(arr)
     return "[" + ", ".join(_nested(a) for a in arr) + "]"
 
@@ -226,8 +273,12 @@ def type_text(graph, n, dims=None):
 
 # ----- DOT -------------------------------------------------------------------------------
 def esc(text):
-    """Text made safe inside a Graphviz HTML-like label."""
-    return html.escape(str(text), quote=True)
+    """Text made safe inside a Graphviz HTML-like label.  Graphviz still reads backslash
+    escapes there (`\\\\` becomes one backslash, `\\N` the node's name), so each backslash
+    is followed by a zero-width space that no escape starts with; control characters
+    are shown escaped (a loaded graph has none: names are identifiers)."""
+    text = "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(text))
+    return html.escape(text, quote=True).replace("\\", "&#92;&#8203;")
 
 
 def node_label(ann, n, show_grad=True):
@@ -271,7 +322,9 @@ def to_dot(ann, forward_only=False, backward_graph=False, rankdir="LR", collapse
     if rankdir not in RANKDIRS:
         raise GraphcError(f"rankdir must be one of {', '.join(RANKDIRS)}, got {rankdir!r}")
     g = ann.graph
-    dot = graphviz.Digraph(name=g.name, graph_attr={"rankdir": rankdir, "labelloc": "t", "fontsize": "12",
+    # No name: graphviz would write it unquoted when it looks like an HTML string
+    # (`<a>{ evil ... } digraph <b>`).  The name shows in the escaped title instead.
+    dot = graphviz.Digraph(graph_attr={"rankdir": rankdir, "labelloc": "t", "fontsize": "12",
                                                          "fontname": "Helvetica"},
                            node_attr={"fontname": "Helvetica", "fontsize": "11"},
                            edge_attr={"fontname": "Helvetica", "fontsize": "10"})

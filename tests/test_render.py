@@ -261,3 +261,60 @@ def test_importing_the_ir_does_not_import_the_renderer():
     code = "import graphc, sys; print('graphc.render' in sys.modules, 'graphviz' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["False", "False"]
+
+
+# ----- hostile names and exact limits (issue 13) ----------------------------------------------
+INJECTION = '<a>{ evil [label="INJECTED" URL="javascript:alert(1)"] } digraph <b>'
+
+
+@pytest.mark.parametrize("name", [INJECTION, "ends in backslash\\", 'quote " and \\" and \\\\ and \\N \\G'])
+@pytest.mark.parametrize("options", [{}, {"collapse": True}, {"backward_graph": True}])
+def test_a_hostile_graph_name_renders_as_text(name, options, tmp_path):
+    """The name is set past the constructor (as a hand edit could); it must stay text."""
+    graph = gc.grad(lecture_graph())
+    graph.name = name
+    ann = render.annotate(graph, POINT)
+    out = tmp_path / "g.svg"
+    render.render(ann, out, **options)
+    svg = out.read_text()
+    root = ET.fromstring(svg)  # well-formed
+    links = [el for el in root.iter() if el.tag == f"{SVG}a" or any("href" in k.lower() or "javascript" in v
+                                                                     for k, v in el.attrib.items())]
+    assert links == [] and svg.count("javascript:") == name.count("javascript:")  # as text in the title
+    texts = " ".join(t.text or "" for t in root.iter(f"{SVG}text")).replace("\u200b", "")  # see render.esc
+    assert f"graph {name}" in texts
+    drawn = len(graph) if options.get("backward_graph") else 7
+    assert sum(1 for g in root.iter(f"{SVG}g") if g.get("class") == "node") == drawn  # nothing injected or lost
+
+
+def test_the_constructor_refuses_names_that_are_not_identifiers():
+    for name in (INJECTION, "a\\", "a\x00b", "x\n", "", 7, "a" * 201):
+        with pytest.raises(GraphcError, match="graph name"):
+            gc.Graph(name)
+    assert gc.Graph("<lambda>").name == "<lambda>" and gc.Graph("mlp.v2-final").name == "mlp.v2-final"
+
+
+def test_exact_mode_on_small_tensors():
+    """Entries of an exact tensor are SymPy numbers; they used to crash ('One' has no ndim)."""
+    graph = gc.trace(lambda x: gc.sum(x * x), gc.Input((3,)))
+    ann = render.annotate(graph, {"x": np.array(["1", "1/2", "3"])}, exact=True)
+    nodes, _ = parse_dot(ann.to_dot().source)
+    assert "value [1, 1/2, 3]" in joined(nodes["x"]) and "grad [2, 1, 6]" in joined(nodes["x"])
+
+
+@pytest.mark.parametrize("text", ["1e999999999", "9**9**9", "1" * 101, "1/0"])
+def test_exact_feeds_that_would_not_finish_are_refused(text):
+    graph = gc.trace(lambda x: x * x, gc.Input(()))
+    with pytest.raises(GraphcError, match="limit|not a number"):
+        render.annotate(graph, {"x": text}, exact=True)
+
+
+def test_exact_power_over_the_digit_limit_is_refused():
+    from graphc.dsl import constant
+    b = gc.Builder("powbomb")
+    x = b.input("x", ())
+    c = constant(b.graph, 9.0, "float64", exact="9**99")
+    p = gc.Value(b.graph, b.graph.add("pow", [c.node, c.node]))  # past the DSL's constant folding
+    graph = b.output(y=x * p)
+    with pytest.raises(GraphcError, match="more than 2000 digits"):
+        render.annotate(graph, {"x": "2"}, exact=True, differentiate=False)  # grad would fold the consts
