@@ -8,7 +8,7 @@ contributions are summed).
 """
 import graphc as gc
 
-FEEDS = {"x": 3.0, "y": 2.0}  # `graphc render examples/autodiff_lecture.py --trace` uses these
+FEEDS = {"x": 3.0, "y": 2.0}  # `graphc render --python examples/autodiff_lecture.py --trace` uses these
 
 
 def o(x, y):

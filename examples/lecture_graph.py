@@ -6,8 +6,8 @@ then compiles the gradient graph with the Python backend and runs it.
 
     python examples/lecture_graph.py
 
-`graphc emit examples/lecture_graph.py --grad` uses build() below, and
-`graphc render examples/lecture_graph.py` draws it at FEEDS (the lecture's point).
+`graphc emit --python examples/lecture_graph.py --grad` uses build() below, and
+`graphc render --python examples/lecture_graph.py` draws it at FEEDS (the lecture's point).
 """
 import numpy as np
 

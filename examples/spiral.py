@@ -15,8 +15,8 @@ Writes to --out (default out/spiral):
                            on 5 of the training points
 
     python examples/spiral.py
-    graphc emit examples/spiral.py --step --backend numba   # the compiled step's source
-    graphc render examples/spiral.py --dim N=5 -o spiral.svg
+    graphc emit --python examples/spiral.py --step --backend numba   # the compiled step's source
+    graphc render --python examples/spiral.py --dim N=5 -o spiral.svg
 """
 import argparse
 import sys
@@ -41,7 +41,7 @@ def build_model():
 
 
 def build():
-    """The training graph, for the command line: `graphc emit examples/spiral.py --step`."""
+    """The training graph, for the command line: `graphc emit --python examples/spiral.py --step`."""
     return build_model().graph(training=True)
 
 
