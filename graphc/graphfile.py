@@ -343,6 +343,8 @@ def _short(error):
     if error.validator in ("const", "enum"):
         allowed = error.validator_value if error.validator == "enum" else [error.validator_value]
         return f"{json.dumps(error.instance)[:60]} is not one of {', '.join(map(json.dumps, allowed))}"
+    if error.validator == "pattern":
+        return f"{json.dumps(error.instance)[:80]} is not a valid name (an identifier: letters, digits, '_' and '.')"
     if error.validator in ("anyOf", "oneOf"):
         return f"{json.dumps(error.instance)[:60]} is not a valid value here"
     text = " ".join(error.message.split())

@@ -270,4 +270,5 @@ def _exponent(node):
         if den == 0:
             raise _Bad("an exponent that is not a division by zero")
         return num / den
-    raise _Bad(f"an exponent that is a plain number (not an expression: the limit is {MAX_EXACT_DIGITS} digits)")
+    raise _Bad(f"an expression whose exponents are plain numbers (a tower such as 9**9**9 would pass "
+               f"the limit of {MAX_EXACT_DIGITS} digits)")

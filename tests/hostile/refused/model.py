@@ -1,0 +1,3 @@
+import pathlib
+pathlib.Path('PWNED').write_text('ran')
+graph = None
