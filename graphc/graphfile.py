@@ -132,6 +132,8 @@ def dumps(graph):
 
 
 def save(graph, path):
+    if not _json_name(str(path)):
+        raise GraphFileError(f"cannot write {path}: graph files end in .json (load refuses any other name)")
     text = dumps(graph)
     try:
         Path(path).write_text(text + "\n", encoding="utf-8")
@@ -155,9 +157,14 @@ def load(path, max_bytes=MAX_BYTES, max_nodes=MAX_NODES):
     return loads(raw, source=path, max_bytes=max_bytes, max_nodes=max_nodes)
 
 
+def _json_name(path):
+    name = os.path.basename(path).lower()
+    return name.endswith(SUFFIX) and name != SUFFIX
+
+
 def check_suffix(path):
     """Graph files are named *.json (any case); anything else is refused, never guessed at."""
-    if not os.path.basename(path).lower().endswith(SUFFIX) or os.path.basename(path).lower() == SUFFIX:
+    if not _json_name(path):
         raise GraphFileError(f"{path}: not a graph file name: graph files end in .json "
                              "(a Python model needs --python, which runs it)")
 

@@ -5,11 +5,11 @@ package with no package-data configuration.
 """
 from graphc.ops.attrs import DTYPES, MAX_DIM, MAX_RANK
 
-# Every name is an identifier of at most 200 characters: no spaces, quotes,
-# brackets, backslashes, NUL or other control characters.  `(?![\s\S])` ends the
+# Every name is an identifier of at most 200 characters (a graph name may also hold
+# '-' and spaces): no quotes, brackets, backslashes, NUL or other control characters.  `(?![\s\S])` ends the
 # string for real (`$` would let a trailing newline through).
 NAME = r"^[A-Za-z_][A-Za-z0-9_.]{0,199}(?![\s\S])"
-GRAPH_NAME = r"^(?:[A-Za-z_][A-Za-z0-9_.-]{0,199}|<lambda>)(?![\s\S])"
+GRAPH_NAME = r"^(?:[A-Za-z_][A-Za-z0-9_. -]{0,199}|<lambda>)(?![\s\S])"
 IDENT = r"^[A-Za-z_][A-Za-z0-9_]{0,99}(?![\s\S])"
 MAX_ID = 2**31 - 1
 NODE_ID = {"type": "integer", "minimum": 0, "maximum": MAX_ID}

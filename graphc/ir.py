@@ -18,9 +18,9 @@ from graphc.ops import registry
 
 LEAF_OPS = ("input", "param", "const")
 NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_.]{0,199}")  # fullmatch: "x\n" is refused
-# A graph's name: an identifier, or what Python names a lambda (`<lambda>`), at most
-# 200 characters.  Emitters and renders still treat it as untrusted text.
-GRAPH_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,199}|<lambda>")
+# A graph's name: letters, digits, '_', '.', '-' and spaces ("odd names"), or what
+# Python names a lambda (`<lambda>`); at most 200 characters.  Emitters and renders still treat it as untrusted text.
+GRAPH_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_. -]{0,199}|<lambda>")
 SHORT_DTYPE = {"float64": "f64", "float32": "f32", "int64": "i64", "int32": "i32", "bool": "bool"}
 
 
@@ -28,7 +28,7 @@ class Graph:
     def __init__(self, name="graph"):
         if not isinstance(name, str) or not GRAPH_NAME_RE.fullmatch(name):
             raise GraphcError(f"graph name {name!r:.80} is not an identifier "
-                              "(letters, digits, '_', '.' and '-', at most 200 characters)")
+                              "(letters, digits, '_', '.', '-' and spaces, at most 200 characters)")
         self.name = name
         self.nx = nx.MultiDiGraph()
         self.outputs = {}  # output name -> node id, in declaration order

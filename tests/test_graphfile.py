@@ -220,3 +220,69 @@ def test_loads_checks_a_string_too():
     assert graphfile.loads(graphfile.dumps(lecture_graph())).to_text() == lecture_graph().to_text()
     with pytest.raises(GraphFileError, match="^<string>: "):
         graphfile.loads("{")
+
+
+# ----- files are data (issue 13) ------------------------------------------------------------
+@pytest.mark.parametrize("name", ["model.graph", "g.json.txt", "weights.npz", "model.py", ".json", "json"])
+def test_only_json_names_are_loaded_or_saved(name, tmp_path):
+    path = tmp_path / name
+    path.write_text(graphfile.dumps(lecture_graph()))  # valid graph content: the name alone is refused
+    assert "not a graph file name: graph files end in .json" in load_error(path, GraphFileError)
+    with pytest.raises(GraphFileError, match="graph files end in .json"):
+        graphfile.save(lecture_graph(), tmp_path / "sub" / name)  # refused before any write
+
+
+def test_json_suffix_in_any_case_is_a_graph_file(tmp_path):
+    graphfile.save(lecture_graph(), tmp_path / "G.Json")
+    assert graphfile.load(tmp_path / "G.Json").to_text() == lecture_graph().to_text()
+
+
+def _x():
+    b = gc.Builder("typed")
+    return b, b.input("x", (2, 3))
+
+
+# (op, operands (built from x), good attrs, attr, bad values): each bad value is refused
+# when the node is built, with the node, op, attr and value in one line.
+BAD_ATTRS = [
+    ("sum", 1, {"axes": (1,), "keepdims": False}, "keepdims", ["open('PWNED','w') or True", 1, None]),
+    ("sum", 1, {"axes": (1,), "keepdims": False}, "axes", ["(1,)", (1.5,), (True,), (99,), 1]),
+    ("max", 1, {"axes": (1,), "keepdims": False}, "extra", [1]),
+    ("leaky_relu", 1, {"alpha": 0.1}, "alpha", ["0.1", float("nan"), float("inf"), True, [0.1]]),
+    ("softmax", 1, {"axis": 1}, "axis", ["1", 1.0, False, 2**40]),
+    ("transpose", 1, {"perm": (1, 0)}, "perm", ["(1, 0)", (1, "0"), None]),
+    ("reshape", 1, {"shape": (3, 2)}, "shape", ["(3, 2)", (3, "N; import os"), (-1, 6), (2**31, 1), (2**20, 2**20)]),
+    ("cast", 1, {"dtype": "float32"}, "dtype", ["object", "float64'); import os; ('", np.float64]),
+    ("const", 0, {"value": np.float64(1.0)}, "value", ["1.0", np.array(["a"]), np.array([object()]), 10**30]),
+    ("const", 0, {"value": np.float64(1.0)}, "exact", ["9**9**9**9", "__import__('os')", 1, "1+" * 150 + "1",
+                                                       "99999**999", "2**(1+1)"]),
+    ("input", 0, {"shape": (2,), "dtype": "float64"}, "shape", [(2**31,), ("a b",), (2**30, 2**30), (1,) * 33]),
+    ("param", 0, {"shape": (2,), "dtype": "float64"}, "role", ["owner", 1]),
+    ("add", 2, {}, "note", ["a b", object(), {"k": 1}]),  # an op outside the table: plain literals only
+]
+
+
+@pytest.mark.parametrize("op, arity, good, key, bad", BAD_ATTRS, ids=[f"{r[0]}-{r[3]}" for r in BAD_ATTRS])
+def test_attrs_are_typed_when_a_node_is_built(op, arity, good, key, bad):
+    from graphc.ops.attrs import AttrError
+    b, x = _x()
+    b.graph.add(op, [x.node] * arity, dict(good))  # the good attrs pass
+    for value in bad:
+        with pytest.raises(AttrError) as e:
+            b.graph.add(op, [x.node] * arity, {**good, key: value}, name="victim")
+        message = str(e.value)
+        assert message.startswith(f"node 'victim' ({op}): ") and f"'{key}'" in message and "\n" not in message
+    assert "victim" not in b.graph._by_name  # nothing half-added
+
+
+def test_exact_constants_within_the_limits_still_load():
+    from graphc.ops.attrs import exact_problem
+    for text in ("1/4", "2/sqrt(pi)", "-3**2", "2**-1", "9**(1/2)", "E**2", "log(2)/3", "1e-3", "2**64"):
+        assert exact_problem(text) is None, text
+
+
+def test_attrs_are_typed_again_by_validate():
+    graph = gc.trace(lambda x: gc.sum(x, axis=1), gc.Input((2, 3)))
+    graph.node(graph.find("sum_1"))["attrs"]["keepdims"] = "True"  # a hand edit past Graph.add
+    with pytest.raises(GraphcError, match="node 'sum_1' \\(sum\\): attr 'keepdims' must be true or false"):
+        graph.validate()

@@ -288,10 +288,11 @@ def test_a_hostile_graph_name_renders_as_text(name, options, tmp_path):
 
 
 def test_the_constructor_refuses_names_that_are_not_identifiers():
-    for name in (INJECTION, "a\\", "a\x00b", "x\n", "", 7, "a" * 201):
+    for name in (INJECTION, "a\\", "a\x00b", "x\n", "", 7, "a" * 201, 'a"b', "a\tb", "<b>"):
         with pytest.raises(GraphcError, match="graph name"):
             gc.Graph(name)
-    assert gc.Graph("<lambda>").name == "<lambda>" and gc.Graph("mlp.v2-final").name == "mlp.v2-final"
+    for name in ("<lambda>", "mlp.v2-final", "odd names"):
+        assert gc.Graph(name).name == name
 
 
 def test_exact_mode_on_small_tensors():
