@@ -10,20 +10,17 @@ Labels are Graphviz HTML-like labels built from escaped text, so a name such
 as `a<b>` or a quote cannot break the DOT.
 """
 import html
-import re
 
 import graphviz
 import numpy as np
 
 from graphc import shapes as S
-from graphc.errors import GraphcError, where
-from graphc.interpreter import bind_feeds, bound_attrs, evaluate
-from graphc.ops.attrs import MAX_EXACT_DIGITS
+from graphc.errors import GraphcError
+from graphc.interpreter import bind_feeds, evaluate
 from graphc.ops.registry import FLOATS
+from graphc.render_exact import exact_values, parse_rational
 
 SMALL = 6  # tensors with at most this many entries show their values
-MAX_EXACT_ENTRIES = 100_000  # --exact on bigger tensors would take hours in SymPy
-MAX_EXACT_BITS = int(MAX_EXACT_DIGITS * 3.33)
 RANKDIRS = ("LR", "TB", "RL", "BT")
 FILL = {"input": "#dbe9f6", "param": "#fdf0c4", "const": "#eeeeee"}
 VALUE_COLOR, GRAD_COLOR, BACKWARD_FILL = "#1a7f37", "#c62828", "#fde2e1"
@@ -96,7 +93,7 @@ def annotate(graph, feeds=None, loss=None, wrt=None, exact=False, differentiate=
             g = grad(graph, loss=loss, wrt=wrt)
     if feeds is None:
         return Annotated(g, None, note=note)
-    values, dims = (_exact_values if exact else _float_values)(g, feeds)
+    values, dims = (exact_values if exact else _float_values)(g, feeds)
     return Annotated(g, values, feeds_text=_feeds_text(feeds), note=note, exact=exact, dims=dims)
 
 
@@ -130,84 +127,7 @@ def numeric(v):
     """Text feeds ("0.1", "1/3", as the command line passes them) become floats."""
     if not _is_text(v):
         return v
-    return np.vectorize(lambda s: float(_parse_rational(s)), otypes=[float])(np.asarray(v))
-
-
-def _parse_rational(text):
-    import sympy
-    text = str(text).strip()
-    match = NUMBER.fullmatch(text) if len(text) <= MAX_NUMBER_CHARS else None
-    if match is None:
-        raise GraphcError(f"{text!r:.60} is not a number (write e.g. 5, -0.25, 1e-3 or 1/3; "
-                          f"at most {MAX_NUMBER_CHARS} characters)")
-    if match.group("exp") and abs(int(match.group("exp"))) > MAX_EXPONENT:
-        raise GraphcError(f"{text!r:.60}: exponent over the limit of {MAX_EXPONENT}")
-    try:
-        return sympy.Rational(text)
-    except (TypeError, ValueError, ZeroDivisionError):
-        raise GraphcError(f"{text!r:.60} is not a number (write e.g. 5, -0.25, 1e-3 or 1/3)") from None
-
-
-NUMBER = re.compile(r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE](?P<exp>[-+]?\d+))?(?:/\d+)?")
-MAX_NUMBER_CHARS, MAX_EXPONENT = 100, 400  # `1e999999999` as exact text would never finish
-
-
-def _exact_guard(g, n, op, args):
-    """Refuse, before SymPy starts, exact arithmetic that would not finish: a power whose
-    result has more than MAX_EXACT_DIGITS digits, or a node with too many entries."""
-    if max((np.size(a) for a in args), default=0) > MAX_EXACT_ENTRIES:
-        raise GraphcError(where(g.name_of(n), op, f"--exact evaluates at most {MAX_EXACT_ENTRIES:,} entries "
-                                "per node (the limit); draw it without --exact"))
-    if op != "pow":
-        return
-    for base, power in zip(*(a.ravel() for a in np.broadcast_arrays(*args))):
-        if _bits(base) * abs(getattr(power, "p", 1)) > MAX_EXACT_BITS:
-            raise GraphcError(where(g.name_of(n), op, f"exact value would have more than {MAX_EXACT_DIGITS} digits "
-                                    "(the limit of --exact)"))
-
-
-def _check_exact_size(g, n, value):
-    for v in np.ravel(value):
-        if _bits(v) > MAX_EXACT_BITS:
-            raise GraphcError(where(g.name_of(n), g.op(n), f"exact value has more than {MAX_EXACT_DIGITS} digits "
-                                    "(the limit of --exact)"))
-
-
-def _bits(v):
-    """Bits of a rational's numerator or denominator (0, 1 and -1 count as none)."""
-    p, q = getattr(v, "p", None), getattr(v, "q", None)
-    if not isinstance(p, int) or not isinstance(q, int) or (abs(p) <= 1 and q == 1):
-        return 0
-    return max(abs(p).bit_length(), q.bit_length())
-
-
-def _exact_values(g, feeds):
-    """Every node's value as SymPy numbers (object arrays), at rational inputs."""
-    from graphc.ops.registry import get
-    from graphc.verify import sym_apply
-    leaves = {g.name_of(n): n for n in g.nodes_with_op("input", "param")}
-    _, dims = bind_feeds(g, {k: numeric(v) for k, v in feeds.items()})  # checks names, shapes and dtypes first
-    values = {}
-    for n in g.toposort():
-        data = g.node(n)
-        if n in leaves.values():
-            _exact_guard(g, n, data["op"], [feeds[data["name"]]])
-            values[n] = _rational(feeds[data["name"]], data["dtype"])
-        else:
-            args = [values[o] for o in g.operands(n)]
-            _exact_guard(g, n, data["op"], args)
-            values[n] = sym_apply(get(data["op"]), args, bound_attrs(data["attrs"], dims))
-            _check_exact_size(g, n, values[n])
-    return values, dims
-
-
-def _rational(value, dtype):
-    import sympy
-    if dtype not in FLOATS:
-        return np.asarray(value, dtype=dtype)
-    conv = lambda v: v if isinstance(v, sympy.Basic) else (  # noqa: E731
-        _parse_rational(v) if isinstance(v, str) else sympy.nsimplify(float(v), rational=True))
-    return np.vectorize(conv, otypes=[object])(np.asarray(value, dtype=object))
+    return np.vectorize(lambda s: float(parse_rational(s)), otypes=[float])(np.asarray(v))
 
 
 def _feeds_text(feeds):
