@@ -127,7 +127,10 @@ def numeric(v):
     """Text feeds ("0.1", "1/3", as the command line passes them) become floats."""
     if not _is_text(v):
         return v
-    return np.vectorize(lambda s: float(parse_rational(s)), otypes=[float])(np.asarray(v))
+    arr = np.asarray(v)
+    # A loop, not np.vectorize: its ufunc reports FPU flags that SymPy's own arithmetic
+    # leaves behind as a spurious "invalid value" RuntimeWarning on stderr.
+    return np.array([float(parse_rational(s)) for s in arr.ravel()], dtype=float).reshape(arr.shape)
 
 
 def _feeds_text(feeds):
