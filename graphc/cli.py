@@ -106,11 +106,21 @@ def cmd_render(args):
         sys.stdout.write((format_markdown if args.markdown else format_text)(ann))
         if not args.output:
             return EXIT_OK
+    if args.html:
+        return _render_html(args, ann)
     out = args.output or os.path.splitext(os.path.basename(args.model))[0] + ".svg"
     engine = render.render(ann, out, forward_only=args.forward_only, backward_graph=args.backward_graph,
                            rankdir=args.rankdir, collapse=args.collapse)
     laid = "" if engine == "none" else f", laid out with {engine}"
     print(f"wrote {out}{laid}", file=sys.stderr if args.trace else sys.stdout)
+    return EXIT_OK
+
+
+def _render_html(args, ann):
+    from graphc.stepper import render_html
+    out = args.output or os.path.splitext(os.path.basename(args.model))[0] + ".html"
+    render_html(ann, collapse=args.collapse, rankdir=args.rankdir, quiz=args.quiz).save(out)
+    print(f"wrote {out} (open it in a browser: backprop step by step)", file=sys.stderr if args.trace else sys.stdout)
     return EXIT_OK
 
 
@@ -240,6 +250,7 @@ def _add_render(sub, common):
         ["graphc render examples/lecture_graph.py -o lecture.svg",
          "graphc render examples/lecture_graph.py --feed x1=1/2 --exact -o exact.png",
          "graphc render examples/lecture_graph.py --trace --markdown",
+         "graphc render examples/lecture_graph.py --html -o lecture.html",
          "graphc render model.json --feeds batch.npz --collapse -o model.pdf",
          "graphc render examples/spiral_gradients.py --dim N=8 --backward-graph --rankdir TB -o g.svg"]))
     _add_inputs(r)
@@ -251,6 +262,9 @@ def _add_render(sub, common):
     r.add_argument("--exact", action="store_true", help="SymPy rationals: 1/3 stays 1/3, as in a hand calculation")
     r.add_argument("--trace", action="store_true", help="print the backward pass as a table (node, value, U, L, U·L)")
     r.add_argument("--markdown", action="store_true", help="with --trace: a Markdown table")
+    r.add_argument("--html", action="store_true",
+                   help="write one self-contained HTML page that steps through backprop (default OUT: MODEL's name + .html)")
+    r.add_argument("--quiz", action="store_true", help="with --html: start in quiz mode (each new value hidden until revealed)")
     r.set_defaults(fn=cmd_render)
 
 

@@ -190,6 +190,7 @@
       var v = sel.value, cut = v.indexOf(":");
       if (cut > 0) go(at[v.slice(0, cut)][v.slice(cut + 1)] + 1, false);
       sel.value = "";
+      sel.blur();  // arrow keys step again at once
     });
   }
 
@@ -214,8 +215,10 @@
       framePNG(2).then(function (png) { download(frameName("png"), png); });
     });
     document.addEventListener("keydown", function (e) {
-      var t = e.target && e.target.tagName;
-      if (t === "SELECT" || t === "TEXTAREA" || (t === "INPUT" && e.target.type !== "checkbox")) return;
+      var t = e.target && e.target.tagName, type = t === "INPUT" ? e.target.type : "";
+      if (t === "SELECT" || t === "TEXTAREA" || (t === "INPUT" && type !== "checkbox" && type !== "range")) return;
+      if (type === "range" && e.key !== " ") return;  // the slider moves itself with arrows, Home, End
+      if ((t === "BUTTON" || type === "checkbox") && e.key === " ") return;  // space clicks a focused control
       var keys = { ArrowRight: next, ArrowLeft: prev, Home: function () { go(0, false); },
                    End: function () { go(N, false); }, " ": play };
       if (!keys[e.key]) return;

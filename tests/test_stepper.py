@@ -1,0 +1,345 @@
+"""The backprop stepper page (graphc.stepper), built here and driven in a real headless Chromium.
+
+Oracles: the lecture's hand calculation (seed 001: f = (x1 + x2) * x3 - x4 at
+(5, 4, 3, 2): f = 25, gradients 3, 3, 9, -1) through `gc.evaluate` on the
+gradient graph, and the order of the backprop table (graphc.backprop_table).
+Browser tests share one Chromium per module (tests/browser.py) and skip with
+one reason where there is none.
+"""
+import base64
+import hashlib
+import html
+import io
+import json
+import re
+import xml.etree.ElementTree as ET
+from fractions import Fraction
+
+import numpy as np
+import pytest
+
+import graphc as gc
+from graphc import render, stepper
+from graphc.backprop_table import backprop_rows
+from graphc.errors import GraphcError
+from graphc.stepper_svg import clean_svg
+from tests import browser as B
+from tests.conftest import lecture_graph
+
+POINT = {"x1": 5.0, "x2": 4.0, "x3": 3.0, "x4": 2.0}
+HOSTILE = '</script><script>window.pwned=1</script>\u2028<b>&amp;'
+
+
+# ----- fixtures ------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def chromium():
+    b = B.launch()
+    yield b
+    b.close()
+
+
+@pytest.fixture(scope="module")
+def lecture():
+    graph = gc.grad(lecture_graph())
+    return graph, gc.evaluate(graph, POINT), stepper.render_html(graph, POINT)
+
+
+@pytest.fixture(scope="module")
+def lecture_url(lecture, tmp_path_factory):
+    path = tmp_path_factory.mktemp("stepper") / "lecture.html"
+    lecture[2].save(path)
+    return path.as_uri()
+
+
+def tape_of(page_html):
+    found = re.search(r'<script type="application/json" id="gc-tape">(.*?)</script>', page_html, re.S)
+    return json.loads(found.group(1))
+
+
+def open_page(chromium, url, javascript=True):
+    """A page at `url` that may fetch nothing but the page itself (everything else is aborted)."""
+    page = chromium.page(javascript)
+    page.blocked = []
+
+    def route(r):
+        if r.request.url == url:
+            r.continue_()
+        else:
+            page.blocked.append(r.request.url)
+            r.abort()
+    page.route("**/*", route)
+    page.goto(url)
+    return page
+
+
+def assert_clean(page, url):
+    assert page.problems == [], page.problems
+    assert page.blocked == [] and set(page.requests) == {url}, (page.blocked, page.requests)
+
+
+READ = """() => {
+  const shown = t => getComputedStyle(t).visibility === 'visible';
+  const groups = kind => [...document.querySelectorAll('#gc-graph g.' + kind)];
+  const showing = (kind, cls) => groups(kind).filter(g => [...g.querySelectorAll('text.' + cls)].some(shown)).map(g => g.id);
+  const fields = {};
+  document.querySelectorAll('#gc-fields dd').forEach(dd => { fields[dd.dataset.field] = dd.textContent; });
+  const cur = [...document.querySelectorAll('#gc-graph .gc-current')];
+  return {k: Number(document.getElementById('gc-k').textContent), title: document.getElementById('gc-title').textContent,
+          formula: document.getElementById('gc-formula').textContent, fields,
+          current: cur.map(g => g.id), currentName: cur.length ? cur[0].querySelector('text').textContent : null,
+          values: showing('node', 'gc-val'), grads: showing('node', 'gc-grad'), labels: showing('edge', 'gc-lbl')};
+}"""
+
+
+def num(text):
+    return float(Fraction(text.strip()))
+
+
+# ----- the page, without a browser -------------------------------------------------------------
+def test_tape_follows_the_backprop_table(lecture):
+    graph, _, page = lecture
+    edges = [s["title"].split(": ", 1)[1].split(" in ")[0] for s in page.steps if s["kind"] == "edge"]
+    assert edges == [r.edge for r in backprop_rows(render.annotate(graph, POINT))]
+    kinds = [s["kind"] for s in page.steps]
+    assert kinds[:7] == ["value"] * 7 and kinds.count("grad") == 7 and len(kinds) == 20
+    # a gradient step comes after every edge out of its node and before every edge into it
+    for i, s in enumerate(page.steps):
+        if s["kind"] == "grad" and s["node"] != "f":
+            name = s["node"]
+            outs = [j for j, t in enumerate(page.steps) if t["kind"] == "edge" and t["title"].startswith(f"backward: {name} ->")]
+            ins = [j for j, t in enumerate(page.steps) if t["kind"] == "edge" and f"-> {name} in" in t["title"]]
+            assert max(outs) < i < min(ins or [len(page.steps)])
+
+
+def test_local_derivative_formulas_come_from_the_op_table(lecture):
+    formulas = {s["title"].split(": ")[1].split(" in ")[0]: s["formula"] for s in lecture[2].steps if s["kind"] == "edge"}
+    assert formulas == {"x4 -> f": "∂f/∂x4 = -1", "b -> f": "∂f/∂b = 1", "x3 -> b": "∂b/∂x3 = a",
+                        "a -> b": "∂b/∂a = x3", "x2 -> a": "∂a/∂x2 = 1", "x1 -> a": "∂a/∂x1 = 1"}
+
+
+def test_page_is_self_contained_and_its_script_is_pinned(lecture):
+    text = lecture[2].html
+    markup = re.sub(r"<script>.*?</script>", "", text, flags=re.S)  # the code itself only builds blob: links
+    assert not re.search(r"\s(src|href|xlink:href|action|srcset)\s*=", markup, re.I) and "@import" not in text
+    urls = set(re.findall(r"https?://[^\s\"'<>)]+", text))
+    assert urls <= {"http://www.w3.org/2000/svg", "http://www.w3.org/1999/xlink"}, urls
+    script = re.findall(r"<script>(.*?)</script>", text, re.S)
+    assert len(script) == 1
+    digest = base64.b64encode(hashlib.sha256(script[0].encode()).digest()).decode()
+    assert f"script-src 'sha256-{digest}'" in text and "default-src 'none'" in text
+
+
+def test_json_for_script_cannot_close_the_script_element():
+    data = {"name": HOSTILE, "n": [1, "\u2029"]}
+    text = stepper.json_for_script(data)
+    assert json.loads(text) == data
+    assert not set(text) & {"<", ">", "&", "\u2028", "\u2029"}
+
+
+def hostile_graph():
+    graph = gc.grad(lecture_graph())
+    graph.name = HOSTILE
+    graph.nx.nodes[graph.find("a")]["name"] = HOSTILE  # bypasses NAME_RE, as a hand-edited file could
+    return graph
+
+
+def test_hostile_names_stay_text():
+    text = stepper.render_html(hostile_graph(), POINT).html
+    assert text.count("<script") == 2 and text.count("</script>") == 2  # the tape and the code
+    assert "<script>window.pwned" not in text and "\u2028" not in text.split('id="gc-tape">')[1]
+    assert HOSTILE in tape_of(text)["steps"][4]["title"]
+
+
+def test_clean_svg_keeps_drawing_and_drops_links_scripts_and_handlers():
+    dirty = ('<svg xmlns="http://www.w3.org/2000/svg" xmlns:xlink="http://www.w3.org/1999/xlink" viewBox="0 0 9 9" '
+             'onload="alert(1)"><g id="node1" class="node" onclick="x()"><a xlink:href="javascript:alert(2)">'
+             '<text>link</text></a><script>alert(3)</script><image href="http://evil/x.png"/>'
+             '<foreignObject><p>hi</p></foreignObject><path d="M0,0" fill="url(http://evil/#f)" stroke="black"/>'
+             '<text fill="#1a7f37" style="background:url(http://evil)">value 5</text></g></svg>')
+    clean = clean_svg(dirty)
+    for bad in ("onload", "onclick", "javascript", "script", "image", "foreignObject", "evil", "style", "<a"):
+        assert bad not in clean, bad
+    root = ET.fromstring(clean)
+    texts = [t.text for t in root.iter("{http://www.w3.org/2000/svg}text")]
+    assert texts == ["value 5"] and 'class="gc-val"' in clean and 'stroke="black"' in clean
+
+
+def test_exact_rationals():
+    text = stepper.render_html(lecture_graph(), {"x1": "1/3", "x2": 4, "x3": 3, "x4": 2}, exact=True).html
+    steps = tape_of(text)["steps"]
+    edge = next(s for s in steps if s["title"].startswith("backward: x3 -> b"))
+    assert (edge["L"], edge["UL"]) == ("13/3", "13/3")  # L = a = 1/3 + 4, exactly
+    assert next(s for s in steps if s["kind"] == "value" and s["node"] == "f")["value"] == "11"
+
+
+def test_repr_html_is_an_iframe_with_the_page(lecture):
+    page = lecture[2]
+    frame = page._repr_html_()
+    assert frame.startswith("<iframe srcdoc=\"") and "allow-scripts" in frame
+    srcdoc = re.match(r'<iframe srcdoc="([^"]*)"', frame).group(1)
+    assert html.unescape(srcdoc) == page.html
+
+
+def test_anywidget_wrapper(lecture):
+    pytest.importorskip("anywidget")
+    w = lecture[2].widget()
+    assert w.html == lecture[2].html
+
+
+def test_cli_writes_the_page(tmp_path, capsys):
+    from graphc.cli import main
+    out = tmp_path / "lecture.html"
+    assert main(["render", "examples/lecture_graph.py", "--html", "-o", str(out)]) == 0
+    assert "wrote" in capsys.readouterr().out
+    steps = tape_of(out.read_text(encoding="utf-8"))["steps"]
+    assert [s["value"] for s in steps if s["kind"] == "value"][-1] == "25"
+
+
+def test_needs_feeds():
+    with pytest.raises(GraphcError, match="needs values"):
+        gc.render_html(lecture_graph())
+
+
+# ----- in the browser ---------------------------------------------------------------------------
+def expected_numbers(graph, ev, title):
+    """What the step titled `title` must show, from gc.evaluate alone."""
+    if title.startswith("forward: "):
+        name = title[len("forward: "):].split(" ")[0]
+        return "value", {"value": float(ev[name])}, name
+    if title.startswith("gradient of "):
+        name = title[len("gradient of "):]
+        grad = 1.0 if name == "f" else (float(ev.grad(name)) if name in graph.grads else
+                                        float(next(ev.edge(graph.name_of(k[0]), name)["upstream"]
+                                                   for k in graph.edge_grads if k[1] == graph.find(name))))
+        return "grad", {"grad": grad}, name
+    src, dst = re.match(r"backward: (\S+) -> (\S+) in", title).groups()
+    e = ev.edge(src, dst)
+    return "edge", {"U": float(e["upstream"]), "L": float(e["local"]), "UL": float(e["downstream"])}, (src, dst)
+
+
+def test_every_step_shows_what_gc_evaluate_computes(chromium, lecture, lecture_url):
+    graph, ev, page_obj = lecture
+    assert float(ev["f"]) == 25 and [float(ev.grad(x)) for x in ("x1", "x2", "x3", "x4")] == [3, 3, 9, -1]
+    page = open_page(chromium, lecture_url)
+    n = page.evaluate("window.graphcStepper.steps")
+    assert n == len(page_obj.steps) == 20
+    start = page.evaluate(READ)
+    assert start["k"] == 0 and start["values"] == [] and start["labels"] == [] and start["current"] == []
+    seen_values, seen_grads, seen_edges = set(), set(), set()
+    for k in range(1, n + 1):
+        page.click("#gc-next")
+        got = page.evaluate(READ)
+        assert got["k"] == k
+        kind, want, what = expected_numbers(graph, ev, got["title"])
+        shown = {f: num(got["fields"][f]) for f in want}
+        assert shown == pytest.approx(want), (k, got["title"])
+        if kind == "edge":
+            key = next(key for key in graph.edge_grads if key[:2] == (graph.find(what[0]), graph.find(what[1])))
+            assert got["current"] == ["gc-e{}-{}-{}".format(*key)]
+            assert got["formula"].startswith(f"L = ∂{what[1]}/∂{what[0]} = ")
+            seen_edges.add(got["current"][0])
+        else:
+            assert got["current"] == [f"gc-n{graph.find(what)}"] and got["currentName"] == what
+            (seen_values if kind == "value" else seen_grads).add(got["current"][0])
+        # the picture shows exactly what has been computed so far
+        assert (set(got["values"]), set(got["grads"]), set(got["labels"])) == (seen_values, seen_grads, seen_edges)
+    assert len(seen_values) == 7 and len(seen_grads) == 7 and len(seen_edges) == 6
+    assert_clean(page, lecture_url)
+    page.context.close()
+
+
+def test_keyboard_slider_and_jump(chromium, lecture, lecture_url):
+    page = open_page(chromium, lecture_url)
+    k = lambda: page.evaluate("window.graphcStepper.state().k")  # noqa: E731
+    for _ in range(3):
+        page.keyboard.press("ArrowRight")
+    assert k() == 3
+    page.keyboard.press("ArrowLeft")
+    assert k() == 2
+    page.keyboard.press("End")
+    assert k() == 20
+    page.keyboard.press("Home")
+    assert k() == 0
+    page.fill("#gc-slider", "9")
+    assert k() == 9 and page.evaluate(READ)["title"] == "backward: x4 -> f in f = b - x4"
+    page.select_option("#gc-jump", label="b (gradient)")
+    assert page.evaluate(READ)["title"] == "gradient of b"
+    page.keyboard.press(" ")
+    assert page.text_content("#gc-play") == "pause"
+    page.wait_for_function("window.graphcStepper.state().k > 11", timeout=5000)
+    page.keyboard.press(" ")
+    assert page.text_content("#gc-play") == "play"
+    assert_clean(page, lecture_url)
+    page.context.close()
+
+
+def test_quiz_hides_the_next_value_until_revealed(chromium, lecture_url):
+    page = open_page(chromium, lecture_url)
+    page.check("#gc-quiz")
+    page.evaluate("window.graphcStepper.go(4)")
+    page.keyboard.press("ArrowRight")  # step 5: a = x1 + x2
+    got = page.evaluate(READ)
+    assert got["k"] == 5 and got["fields"]["value"] == "?" and "gc-n4" not in got["values"]
+    assert page.is_visible("#gc-reveal")
+    page.click("#gc-reveal")
+    got = page.evaluate(READ)
+    assert got["fields"]["value"] == "9" and "gc-n4" in got["values"]
+    page.evaluate("window.graphcStepper.go(8)")
+    page.keyboard.press("ArrowRight")  # x4 -> f: U is known, L and U·L are to predict
+    fields = page.evaluate(READ)["fields"]
+    assert fields == {"U": "1", "L": "?", "UL": "?"}
+    page.keyboard.press("ArrowRight")  # the second press reveals, it does not move on
+    got = page.evaluate(READ)
+    assert got["k"] == 9 and got["fields"] == {"U": "1", "L": "-1", "UL": "-1"}
+    assert_clean(page, lecture_url)
+    page.context.close()
+
+
+def test_export_a_frame_as_svg_and_png(chromium, lecture_url, tmp_path):
+    from PIL import Image
+    page = open_page(chromium, lecture_url)
+    page.evaluate("window.graphcStepper.go(12)")
+    frame = ET.fromstring(page.evaluate("window.graphcStepper.frameSVG()"))
+    ns = "{http://www.w3.org/2000/svg}"
+    current = [g.get("id") for g in frame.iter(f"{ns}g") if "gc-current" in (g.get("class") or "")]
+    assert current == [page.evaluate(READ)["current"][0]]
+    assert "visibility:hidden" in frame.find(f"{ns}style").text
+    png = page.evaluate("window.graphcStepper.framePNG(1)")
+    image = Image.open(io.BytesIO(base64.b64decode(png.split(",", 1)[1])))
+    box = [float(v) for v in frame.get("viewBox").split()]
+    assert image.size == (int(np.ceil(box[2])), int(np.ceil(box[3])))
+    pixels = np.asarray(image.convert("RGB")).reshape(-1, 3)
+    assert (np.abs(pixels - [255, 111, 0]).sum(axis=1) < 60).sum() > 50  # the orange highlight is drawn
+    with page.expect_download() as dl:
+        page.click("#gc-export-svg")
+    assert dl.value.suggested_filename == "lecture-step12.svg"
+    dl.value.save_as(tmp_path / "frame.svg")
+    ET.parse(tmp_path / "frame.svg")
+    assert_clean(page, lecture_url)
+    page.context.close()
+
+
+def test_without_javascript_the_finished_picture_shows(chromium, lecture_url):
+    page = open_page(chromium, lecture_url, javascript=False)
+    values = page.locator("#gc-graph text.gc-val")
+    grads = page.locator("#gc-graph text.gc-grad")
+    labels = page.locator("#gc-graph text.gc-lbl")
+    assert values.count() == 7 and grads.count() == 7 and labels.count() == 18
+    for loc in (values, grads, labels):
+        assert all(loc.nth(i).is_visible() for i in range(loc.count()))
+    assert set(values.all_text_contents()) >= {"value 25", "value 27", "value 9"}
+    assert {"grad 3", "grad 9", "grad -1"} <= set(grads.all_text_contents())
+    assert page.is_hidden("#gc-controls") and page.is_visible("#gc-nojs") and page.is_visible("#gc-table")
+    assert_clean(page, lecture_url)
+    page.context.close()
+
+
+def test_hostile_names_do_not_run(chromium, tmp_path):
+    path = tmp_path / "hostile.html"
+    stepper.render_html(hostile_graph(), POINT).save(path)
+    page = open_page(chromium, path.as_uri())
+    page.evaluate("window.graphcStepper.go(5)")
+    assert page.evaluate("window.pwned") is None
+    assert HOSTILE.replace("\u2028", "") in page.text_content("#gc-title").replace("\u2028", "")
+    assert_clean(page, path.as_uri())
+    page.context.close()
