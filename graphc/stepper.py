@@ -127,6 +127,7 @@ CONTROLS = """<div id="gc-controls" role="toolbar" aria-label="steps">
 <input id="gc-slider" type="range" min="0" value="0" aria-label="step">
 <label>jump to <select id="gc-jump"><option value="">node…</option></select></label>
 <label><input id="gc-quiz" type="checkbox"> quiz</label>
+<label title="shrink the picture to the window"><input id="gc-fit" type="checkbox"> fit</label>
 <button id="gc-export-svg" title="this step as an SVG file">SVG</button>
 <button id="gc-export-png" title="this step as a PNG file">PNG</button>
 </div>"""

@@ -103,7 +103,10 @@ class CollapsedView:
     def _value(self, name, rep):
         step = value_step(self.ann, rep, self.ident(name))
         if name.startswith("u"):
-            step["title"] = f"forward: box {self.ann.graph.name_of(rep)} (one unit) " + step["title"][9:]
+            unit = self.units[int(name[1:])]
+            head = unit.names[0] if len(unit.names) == 1 else (
+                f"{unit.names[0]} … {unit.names[-1]} ×{len(unit.blocks)}" if unit.names else f"block ×{len(unit.blocks)}")
+            step["title"] = f"forward: box {head}, one unit; out {step['title'][len('forward: '):]}"
         return step
 
     def _bundle(self, a, b, keys):

@@ -343,3 +343,65 @@ def test_hostile_names_do_not_run(chromium, tmp_path):
     assert HOSTILE.replace("\u2028", "") in page.text_content("#gc-title").replace("\u2028", "")
     assert_clean(page, path.as_uri())
     page.context.close()
+
+
+def test_collapsed_layers_step_as_one_unit_and_open_on_click(chromium, tmp_path):
+    from tests.models import deep_mlp
+    graph = deep_mlp(depth=3, named=True)
+    rng = np.random.default_rng(0)
+    feeds = {graph.name_of(n): rng.standard_normal(tuple(3 if d == "N" else d for d in graph.shape(n)))
+             for n in graph.nodes_with_op("input", "param")}
+    page_obj = stepper.render_html(graph, feeds, collapse=True)
+    unit = [s for s in page_obj.steps if s["target"] == "gc-u0"]
+    assert [s["kind"] for s in unit] == ["value", "grad"]  # 3 layers x (W, b, matmul, add, tanh): one unit
+    assert "layer1 … layer3 ×3" in unit[0]["title"]
+    want = gc.evaluate(gc.grad(graph), feeds)
+    assert unit[0]["value"] == " ".join(render.fmt_value(want["layer3.h"]))
+    inner = {graph.find(f"layer{i}.{x}") for i in (1, 2, 3) for x in ("W", "b", "h")}
+    assert not {s["target"] for s in page_obj.steps} & {f"gc-n{n}" for n in inner}
+    path = tmp_path / "deep.html"
+    page_obj.save(path)
+    page = open_page(chromium, path.as_uri())
+    inside = page.locator("#gc-u0-inside")
+    assert inside.get_attribute("open") is None
+    page.click("#gc-u0")
+    assert inside.get_attribute("open") is not None
+    names = inside.locator("g.node text:first-of-type").all_text_contents()
+    assert {"layer1.W", "layer2.h", "layer3.b"} <= set(names)
+    hidden = "e => getComputedStyle(e).visibility === 'hidden'"
+    assert all(inside.locator("text.gc-val").evaluate_all(f"es => es.map({hidden})"))  # step 0: not computed yet
+    page.evaluate("window.graphcStepper.go(2)")
+    assert not any(inside.locator("text.gc-val").evaluate_all(f"es => es.map({hidden})"))
+    assert_clean(page, path.as_uri())
+    page.context.close()
+
+
+def test_spiral_net_page_loads_and_steps_fast(chromium, tmp_path):
+    """Seed 004's spiral net (300 points, 100 hidden units): time measured in the browser, printed."""
+    import importlib.util
+    from graphc.train.datasets import spiral
+    spec = importlib.util.spec_from_file_location("spiral_gradients", "examples/spiral_gradients.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    rng = np.random.default_rng(0)
+    X, y = spiral(rng)
+    feeds = {"X": X, "y": y, "W1": 0.01 * rng.standard_normal((2, 100)), "b1": np.zeros((1, 100)),
+             "W2": 0.01 * rng.standard_normal((100, 3)), "b2": np.zeros((1, 3))}
+    page_obj = stepper.render_html(module.build(), feeds)
+    path = tmp_path / "spiral.html"
+    page_obj.save(path)
+    page = open_page(chromium, path.as_uri())
+    timing = page.evaluate("""() => {
+      const s = window.graphcStepper, t0 = performance.now();
+      for (let k = 0; k <= s.steps; k++) { s.go(k); document.body.getBoundingClientRect(); }
+      return {steps: s.steps, step_ms: (performance.now() - t0) / (s.steps + 1),
+              load_ms: performance.getEntriesByType('navigation')[0].loadEventEnd};
+    }""")
+    print(f"\nspiral stepper: {len(page_obj.html) / 1024:.0f} KiB, {timing['steps']} steps, "
+          f"load {timing['load_ms']:.0f} ms, {timing['step_ms']:.2f} ms per step (incl. style and layout)")
+    assert timing["steps"] == len(page_obj.steps) > 50
+    assert timing["load_ms"] < 20000 and timing["step_ms"] < 500  # sanity only: performance is measured, not asserted
+    page.hover("#gc-n" + str(module.build().find("hidden")))
+    assert page.is_visible("#gc-heat") and "(300, 100)" in page.text_content("#gc-hover-text")
+    assert_clean(page, path.as_uri())
+    page.context.close()

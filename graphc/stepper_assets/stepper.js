@@ -46,9 +46,18 @@
         inside[id].classList.toggle("gc-pending-grad", g);
       }
     });
+    if (cur && els[cur.target]) follow(els[cur.target]);
     $("gc-k").textContent = String(k);
     $("gc-slider").value = String(k);
     showStep(cur);
+  }
+
+  function follow(el) {  // scroll the picture (not the page) so the current element is in view
+    var box = $("gc-graph"), r = el.getBoundingClientRect(), b = box.getBoundingClientRect();
+    if (r.left < b.left) box.scrollLeft -= b.left - r.left + 20;
+    else if (r.right > b.right) box.scrollLeft += r.right - b.right + 20;
+    if (r.top < b.top) box.scrollTop -= b.top - r.top + 20;
+    else if (r.bottom > b.bottom) box.scrollTop += r.bottom - b.bottom + 20;
   }
 
   function field(dl, label, key, text, secret) {
@@ -205,6 +214,10 @@
     $("gc-last").addEventListener("click", function () { stop(); go(N, false); });
     $("gc-play").addEventListener("click", play);
     $("gc-reveal").addEventListener("click", reveal);
+    var fit = $("gc-fit"), graph = $("gc-graph");
+    fit.checked = svg.getBoundingClientRect().width > 1.6 * graph.clientWidth;  // a big net starts whole
+    graph.classList.toggle("gc-fit", fit.checked);
+    fit.addEventListener("change", function () { graph.classList.toggle("gc-fit", fit.checked); });
     var quiz = $("gc-quiz");
     quiz.checked = state.quiz;
     quiz.addEventListener("change", function () { state.quiz = quiz.checked; if (!state.quiz) reveal(); });
