@@ -405,3 +405,48 @@ def test_spiral_net_page_loads_and_steps_fast(chromium, tmp_path):
     assert page.is_visible("#gc-heat") and "(300, 100)" in page.text_content("#gc-hover-text")
     assert_clean(page, path.as_uri())
     page.context.close()
+
+
+SNAPSHOT = "tests/data/stepper_lecture_final.png"
+
+
+def compare_png(actual, stored, out_dir, level=64, max_fraction=0.005):
+    """Fail, writing the actual image and a diff image to out_dir, when more than max_fraction
+    of the pixels differ by more than `level` in some channel (antialiasing stays under it)."""
+    import os
+    from PIL import Image
+    got = np.asarray(Image.open(io.BytesIO(actual)).convert("RGB")).astype(int)
+    (out_dir / "actual.png").write_bytes(actual)
+    if os.environ.get("GRAPHC_UPDATE_SNAPSHOTS") == "1":
+        with open(stored, "wb") as f:
+            f.write(actual)
+    want = np.asarray(Image.open(stored).convert("RGB")).astype(int)
+    assert got.shape == want.shape, f"size {got.shape[:2]} != stored {want.shape[:2]}; see {out_dir / 'actual.png'}"
+    differ = np.abs(got - want).max(axis=2) > level
+    diff = (want * 0.3 + 178).astype(np.uint8)
+    diff[differ] = (255, 0, 0)
+    Image.fromarray(diff).save(out_dir / "diff.png")
+    assert differ.mean() <= max_fraction, (f"{differ.mean():.2%} of pixels differ from {stored}; "
+                                           f"see {out_dir / 'diff.png'} (GRAPHC_UPDATE_SNAPSHOTS=1 to accept)")
+
+
+def test_final_step_looks_as_stored(chromium, lecture_url, tmp_path):
+    page = open_page(chromium, lecture_url)
+    page.set_viewport_size({"width": 1280, "height": 720})
+    page.keyboard.press("End")
+    page.evaluate("document.fonts.ready.then(() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r))))")
+    shot = page.locator("#gc-graph svg").screenshot(animations="disabled", caret="hide")
+    compare_png(shot, SNAPSHOT, tmp_path)
+    assert_clean(page, lecture_url)
+    page.context.close()
+
+
+def test_the_snapshot_comparison_catches_a_layout_change(tmp_path):
+    from PIL import Image
+    stored = np.asarray(Image.open(SNAPSHOT).convert("RGB")).copy()
+    moved = np.roll(stored, 12, axis=1)  # the picture shifted right by 12 pixels
+    buf = io.BytesIO()
+    Image.fromarray(moved).save(buf, format="PNG")
+    with pytest.raises(AssertionError, match="pixels differ"):
+        compare_png(buf.getvalue(), SNAPSHOT, tmp_path)
+    assert (tmp_path / "diff.png").exists()
