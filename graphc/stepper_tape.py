@@ -74,10 +74,12 @@ def preview(v):
     except (TypeError, ValueError):
         return None
     flat = np.asarray(v).reshape(-1)
+    if arr.size == 0:  # e.g. a batch of 0: a shape, no entries
+        return {"shape": list(arr.shape), "first": [], "more": 0, "min": "—", "max": "—", "heat": []}
     grid = arr.reshape(arr.shape[0], -1) if arr.ndim >= 2 else arr.reshape(1, -1)
-    rows = np.unique(np.linspace(0, grid.shape[0] - 1, min(HEAT, grid.shape[0])).astype(int)) if grid.size else []
-    cols = np.unique(np.linspace(0, grid.shape[1] - 1, min(HEAT, grid.shape[1])).astype(int)) if grid.size else []
-    cells = grid[np.ix_(rows, cols)] if grid.size else np.zeros((0, 0))
+    rows = np.unique(np.linspace(0, grid.shape[0] - 1, min(HEAT, grid.shape[0])).astype(int))
+    cols = np.unique(np.linspace(0, grid.shape[1] - 1, min(HEAT, grid.shape[1])).astype(int))
+    cells = grid[np.ix_(rows, cols)]
     finite = cells[np.isfinite(cells)]
     lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 0.0)
     span = hi - lo or 1.0

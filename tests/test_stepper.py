@@ -450,3 +450,50 @@ def test_the_snapshot_comparison_catches_a_layout_change(tmp_path):
     with pytest.raises(AssertionError, match="pixels differ"):
         compare_png(buf.getvalue(), SNAPSHOT, tmp_path)
     assert (tmp_path / "diff.png").exists()
+
+
+def _square_sum(x):
+    y = x * x  # one value used twice by one op: two edges, two steps
+    return gc.sum(y)
+
+
+def _positive(x):
+    return gc.gt(x, 0.0)  # a bool output: values only, no gradient steps
+
+
+ODD = {  # name: (function, input shape, feed)
+    "zero-size": (_square_sum, (0, 3), np.zeros((0, 3))),
+    "nan-inf": (_square_sum, (2, 3), np.array([[np.nan, np.inf, -np.inf], [1.0, 2.0, 3.0]])),
+    "no-grads": (_positive, (3,), np.array([1.0, -1.0, 2.0])),
+    "0-d": (_square_sum, (), np.float64(-3.0)),
+}
+
+
+@pytest.fixture(scope="module")
+def odd_pages():
+    return {name: stepper.render_html(gc.trace(fn, shape), {"x": feed}) for name, (fn, shape, feed) in ODD.items()}
+
+
+@pytest.mark.parametrize("name", sorted(ODD))
+def test_odd_graphs_give_a_page_whose_steps_all_point_into_the_picture(odd_pages, name):
+    text = odd_pages[name].html
+    tape = tape_of(text)
+    svg_ids = set(re.findall(r'<g id="([^"]+)" class="(?:node|edge)"', text))
+    assert {s["target"] for s in tape["steps"]} <= svg_ids and set(tape["elements"]) <= svg_ids
+    kinds = [s["kind"] for s in tape["steps"]]
+    assert kinds.count("edge") == (0 if name == "no-grads" else 3)
+    if name != "no-grads":
+        assert [s["formula"] for s in tape["steps"] if s["kind"] == "edge"][1:] == ["∂y/∂x = x"] * 2
+
+
+def test_odd_graphs_step_in_the_browser(chromium, odd_pages, tmp_path):
+    for name, page_obj in odd_pages.items():
+        path = tmp_path / f"{name}.html"
+        page_obj.save(path)
+        page = open_page(chromium, path.as_uri())
+        for k in range(len(page_obj.steps) + 1):
+            page.evaluate(f"window.graphcStepper.go({k})")
+            page.hover("#gc-n0")
+        assert page.evaluate(READ)["k"] == len(page_obj.steps)
+        assert_clean(page, path.as_uri())
+        page.context.close()
