@@ -7,12 +7,10 @@ backward step listing the U, L and U·L of the edges in it.  The inside of
 every box is laid out separately, so a click on the box can show it.
 """
 from graphc.collapse import exit_node, find_units, unit_label
-from graphc.render import FILL, edge_attrs, node_attrs, node_label, title
-from graphc.render import fmt_short
+from graphc.render import FILL, edge_attrs, fmt_short, forward_nodes, node_attrs, node_label, title
 from graphc.stepper_svg import laid_out, member_dot, new_dot
 from graphc.stepper_tape import (backward_steps, edge_step, element_info, local_formula, loss_node,
                                  node_id, value_step)
-from graphc.render import forward_nodes
 
 
 class CollapsedView:

@@ -7,10 +7,7 @@ Browser tests share one Chromium per module (tests/browser.py) and skip with
 one reason where there is none.
 """
 import base64
-import hashlib
-import html
 import io
-import json
 import re
 import xml.etree.ElementTree as ET
 from fractions import Fraction
@@ -20,28 +17,28 @@ import pytest
 
 import graphc as gc
 from graphc import render, stepper
-from graphc.backprop_table import backprop_rows
-from graphc.errors import GraphcError
-from graphc.stepper_svg import clean_svg
 from tests import browser as B
+from tests.stepper_cases import HOSTILE, ODD, POINT, hostile_graph
 from tests.conftest import lecture_graph
 
-POINT = {"x1": 5.0, "x2": 4.0, "x3": 3.0, "x4": 2.0}
-HOSTILE = '</script><script>window.pwned=1</script>\u2028<b>&amp;'
+
+# ----- fixtures and helpers ---------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def lecture():
+    graph = gc.grad(lecture_graph())
+    return graph, gc.evaluate(graph, POINT), stepper.render_html(graph, POINT)
 
 
-# ----- fixtures ------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def odd_pages():
+    return {name: stepper.render_html(gc.trace(fn, shape), {"x": feed}) for name, (fn, shape, feed) in ODD.items()}
+
+
 @pytest.fixture(scope="module")
 def chromium():
     b = B.launch()
     yield b
     b.close()
-
-
-@pytest.fixture(scope="module")
-def lecture():
-    graph = gc.grad(lecture_graph())
-    return graph, gc.evaluate(graph, POINT), stepper.render_html(graph, POINT)
 
 
 @pytest.fixture(scope="module")
@@ -51,18 +48,14 @@ def lecture_url(lecture, tmp_path_factory):
     return path.as_uri()
 
 
-def tape_of(page_html):
-    found = re.search(r'<script type="application/json" id="gc-tape">(.*?)</script>', page_html, re.S)
-    return json.loads(found.group(1))
-
-
-def open_page(chromium, url, javascript=True):
-    """A page at `url` that may fetch nothing but the page itself (everything else is aborted)."""
+def open_page(chromium, url, javascript=True, also=()):
+    """A page at `url` that may fetch nothing but the page itself, or the pages in `also`
+    (everything else is aborted and recorded)."""
     page = chromium.page(javascript)
     page.blocked = []
 
     def route(r):
-        if r.request.url == url:
+        if r.request.url == url or r.request.url in also:
             r.continue_()
         else:
             page.blocked.append(r.request.url)
@@ -72,9 +65,9 @@ def open_page(chromium, url, javascript=True):
     return page
 
 
-def assert_clean(page, url):
+def assert_clean(page, *urls):
     assert page.problems == [], page.problems
-    assert page.blocked == [] and set(page.requests) == {url}, (page.blocked, page.requests)
+    assert page.blocked == [] and set(page.requests) == set(urls), (page.blocked, page.requests)
 
 
 READ = """() => {
@@ -95,112 +88,7 @@ def num(text):
     return float(Fraction(text.strip()))
 
 
-# ----- the page, without a browser -------------------------------------------------------------
-def test_tape_follows_the_backprop_table(lecture):
-    graph, _, page = lecture
-    edges = [s["title"].split(": ", 1)[1].split(" in ")[0] for s in page.steps if s["kind"] == "edge"]
-    assert edges == [r.edge for r in backprop_rows(render.annotate(graph, POINT))]
-    kinds = [s["kind"] for s in page.steps]
-    assert kinds[:7] == ["value"] * 7 and kinds.count("grad") == 7 and len(kinds) == 20
-    # a gradient step comes after every edge out of its node and before every edge into it
-    for i, s in enumerate(page.steps):
-        if s["kind"] == "grad" and s["node"] != "f":
-            name = s["node"]
-            outs = [j for j, t in enumerate(page.steps) if t["kind"] == "edge" and t["title"].startswith(f"backward: {name} ->")]
-            ins = [j for j, t in enumerate(page.steps) if t["kind"] == "edge" and f"-> {name} in" in t["title"]]
-            assert max(outs) < i < min(ins or [len(page.steps)])
-
-
-def test_local_derivative_formulas_come_from_the_op_table(lecture):
-    formulas = {s["title"].split(": ")[1].split(" in ")[0]: s["formula"] for s in lecture[2].steps if s["kind"] == "edge"}
-    assert formulas == {"x4 -> f": "∂f/∂x4 = -1", "b -> f": "∂f/∂b = 1", "x3 -> b": "∂b/∂x3 = a",
-                        "a -> b": "∂b/∂a = x3", "x2 -> a": "∂a/∂x2 = 1", "x1 -> a": "∂a/∂x1 = 1"}
-
-
-def test_page_is_self_contained_and_its_script_is_pinned(lecture):
-    text = lecture[2].html
-    markup = re.sub(r"<script>.*?</script>", "", text, flags=re.S)  # the code itself only builds blob: links
-    assert not re.search(r"\s(src|href|xlink:href|action|srcset)\s*=", markup, re.I) and "@import" not in text
-    urls = set(re.findall(r"https?://[^\s\"'<>)]+", text))
-    assert urls <= {"http://www.w3.org/2000/svg", "http://www.w3.org/1999/xlink"}, urls
-    script = re.findall(r"<script>(.*?)</script>", text, re.S)
-    assert len(script) == 1
-    digest = base64.b64encode(hashlib.sha256(script[0].encode()).digest()).decode()
-    assert f"script-src 'sha256-{digest}'" in text and "default-src 'none'" in text
-
-
-def test_json_for_script_cannot_close_the_script_element():
-    data = {"name": HOSTILE, "n": [1, "\u2029"]}
-    text = stepper.json_for_script(data)
-    assert json.loads(text) == data
-    assert not set(text) & {"<", ">", "&", "\u2028", "\u2029"}
-
-
-def hostile_graph():
-    graph = gc.grad(lecture_graph())
-    graph.name = HOSTILE
-    graph.nx.nodes[graph.find("a")]["name"] = HOSTILE  # bypasses NAME_RE, as a hand-edited file could
-    return graph
-
-
-def test_hostile_names_stay_text():
-    text = stepper.render_html(hostile_graph(), POINT).html
-    assert text.count("<script") == 2 and text.count("</script>") == 2  # the tape and the code
-    assert "<script>window.pwned" not in text and "\u2028" not in text.split('id="gc-tape">')[1]
-    assert HOSTILE in tape_of(text)["steps"][4]["title"]
-
-
-def test_clean_svg_keeps_drawing_and_drops_links_scripts_and_handlers():
-    dirty = ('<svg xmlns="http://www.w3.org/2000/svg" xmlns:xlink="http://www.w3.org/1999/xlink" viewBox="0 0 9 9" '
-             'onload="alert(1)"><g id="node1" class="node" onclick="x()"><a xlink:href="javascript:alert(2)">'
-             '<text>link</text></a><script>alert(3)</script><image href="http://evil/x.png"/>'
-             '<foreignObject><p>hi</p></foreignObject><path d="M0,0" fill="url(http://evil/#f)" stroke="black"/>'
-             '<text fill="#1a7f37" style="background:url(http://evil)">value 5</text></g></svg>')
-    clean = clean_svg(dirty)
-    for bad in ("onload", "onclick", "javascript", "script", "image", "foreignObject", "evil", "style", "<a"):
-        assert bad not in clean, bad
-    root = ET.fromstring(clean)
-    texts = [t.text for t in root.iter("{http://www.w3.org/2000/svg}text")]
-    assert texts == ["value 5"] and 'class="gc-val"' in clean and 'stroke="black"' in clean
-
-
-def test_exact_rationals():
-    text = stepper.render_html(lecture_graph(), {"x1": "1/3", "x2": 4, "x3": 3, "x4": 2}, exact=True).html
-    steps = tape_of(text)["steps"]
-    edge = next(s for s in steps if s["title"].startswith("backward: x3 -> b"))
-    assert (edge["L"], edge["UL"]) == ("13/3", "13/3")  # L = a = 1/3 + 4, exactly
-    assert next(s for s in steps if s["kind"] == "value" and s["node"] == "f")["value"] == "11"
-
-
-def test_repr_html_is_an_iframe_with_the_page(lecture):
-    page = lecture[2]
-    frame = page._repr_html_()
-    assert frame.startswith("<iframe srcdoc=\"") and "allow-scripts" in frame
-    srcdoc = re.match(r'<iframe srcdoc="([^"]*)"', frame).group(1)
-    assert html.unescape(srcdoc) == page.html
-
-
-def test_anywidget_wrapper(lecture):
-    pytest.importorskip("anywidget")
-    w = lecture[2].widget()
-    assert w.html == lecture[2].html
-
-
-def test_cli_writes_the_page(tmp_path, capsys):
-    from graphc.cli import main
-    out = tmp_path / "lecture.html"
-    assert main(["render", "examples/lecture_graph.py", "--html", "-o", str(out)]) == 0
-    assert "wrote" in capsys.readouterr().out
-    steps = tape_of(out.read_text(encoding="utf-8"))["steps"]
-    assert [s["value"] for s in steps if s["kind"] == "value"][-1] == "25"
-
-
-def test_needs_feeds():
-    with pytest.raises(GraphcError, match="needs values"):
-        gc.render_html(lecture_graph())
-
-
-# ----- in the browser ---------------------------------------------------------------------------
+# ----- the lecture graph, step by step ----------------------------------------------------------
 def expected_numbers(graph, ev, title):
     """What the step titled `title` must show, from gc.evaluate alone."""
     if title.startswith("forward: "):
@@ -452,48 +340,16 @@ def test_the_snapshot_comparison_catches_a_layout_change(tmp_path):
     assert (tmp_path / "diff.png").exists()
 
 
-def _square_sum(x):
-    y = x * x  # one value used twice by one op: two edges, two steps
-    return gc.sum(y)
-
-
-def _positive(x):
-    return gc.gt(x, 0.0)  # a bool output: values only, no gradient steps
-
-
-ODD = {  # name: (function, input shape, feed)
-    "zero-size": (_square_sum, (0, 3), np.zeros((0, 3))),
-    "nan-inf": (_square_sum, (2, 3), np.array([[np.nan, np.inf, -np.inf], [1.0, 2.0, 3.0]])),
-    "no-grads": (_positive, (3,), np.array([1.0, -1.0, 2.0])),
-    "0-d": (_square_sum, (), np.float64(-3.0)),
-}
-
-
-@pytest.fixture(scope="module")
-def odd_pages():
-    return {name: stepper.render_html(gc.trace(fn, shape), {"x": feed}) for name, (fn, shape, feed) in ODD.items()}
-
-
-@pytest.mark.parametrize("name", sorted(ODD))
-def test_odd_graphs_give_a_page_whose_steps_all_point_into_the_picture(odd_pages, name):
-    text = odd_pages[name].html
-    tape = tape_of(text)
-    svg_ids = set(re.findall(r'<g id="([^"]+)" class="(?:node|edge)"', text))
-    assert {s["target"] for s in tape["steps"]} <= svg_ids and set(tape["elements"]) <= svg_ids
-    kinds = [s["kind"] for s in tape["steps"]]
-    assert kinds.count("edge") == (0 if name == "no-grads" else 3)
-    if name != "no-grads":
-        assert [s["formula"] for s in tape["steps"] if s["kind"] == "edge"][1:] == ["∂y/∂x = x"] * 2
-
-
 def test_odd_graphs_step_in_the_browser(chromium, odd_pages, tmp_path):
-    for name, page_obj in odd_pages.items():
-        path = tmp_path / f"{name}.html"
-        page_obj.save(path)
-        page = open_page(chromium, path.as_uri())
-        for k in range(len(page_obj.steps) + 1):
-            page.evaluate(f"window.graphcStepper.go({k})")
-            page.hover("#gc-n0")
-        assert page.evaluate(READ)["k"] == len(page_obj.steps)
-        assert_clean(page, path.as_uri())
-        page.context.close()
+    urls = [page_obj.save(tmp_path / f"{name}.html").as_uri() for name, page_obj in odd_pages.items()]
+    page = open_page(chromium, urls[0], also=urls)
+    for url, page_obj in zip(urls, odd_pages.values()):
+        page.goto(url)
+        shown = page.evaluate("""() => { const s = window.graphcStepper, seen = [];
+          for (let k = 0; k <= s.steps; k++) { s.go(k); seen.push(document.getElementById('gc-title').textContent); }
+          return seen; }""")
+        assert len(shown) == len(page_obj.steps) + 1 and shown[1:] == [s["title"] for s in page_obj.steps]
+        page.hover("#gc-n0")  # the input's preview: shape, entries (none when zero-size), heat map
+        assert "x: input" in page.text_content("#gc-hover-text")
+    assert_clean(page, *urls)
+    page.context.close()
