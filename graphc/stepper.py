@@ -165,6 +165,18 @@ Turn on JavaScript to step through it.</p></header>
 """
 
 
+# The widget's front end: the page in a sandboxed iframe (srcdoc), as _repr_html_ does.
+WIDGET_ESM = """
+export default { render({ model, el }) {
+  const frame = document.createElement("iframe");
+  frame.setAttribute("sandbox", "allow-scripts allow-downloads");
+  frame.style.width = "100%"; frame.style.height = model.get("height") + "px"; frame.style.border = "0";
+  frame.srcdoc = model.get("html");
+  el.appendChild(frame);
+} };
+"""
+
+
 def stepper_widget(page):
     """anywidget.AnyWidget showing `page` in an iframe (srcdoc), for JupyterLab and VS Code."""
     try:
@@ -174,15 +186,7 @@ def stepper_widget(page):
         raise GraphcError("the notebook widget needs anywidget: pip install 'graphc[notebook]'") from None
 
     class StepperWidget(anywidget.AnyWidget):
-        _esm = """
-        export default { render({ model, el }) {
-          const frame = document.createElement("iframe");
-          frame.setAttribute("sandbox", "allow-scripts allow-downloads");
-          frame.style.width = "100%"; frame.style.height = model.get("height") + "px"; frame.style.border = "0";
-          frame.srcdoc = model.get("html");
-          el.appendChild(frame);
-        } };
-        """
+        _esm = WIDGET_ESM
         html = traitlets.Unicode("").tag(sync=True)
         height = traitlets.Int(IFRAME_HEIGHT).tag(sync=True)
 

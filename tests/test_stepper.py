@@ -353,3 +353,24 @@ def test_odd_graphs_step_in_the_browser(chromium, odd_pages, tmp_path):
         assert "x: input" in page.text_content("#gc-hover-text")
     assert_clean(page, *urls)
     page.context.close()
+
+
+def test_notebook_displays_run_the_page(chromium, lecture):
+    """_repr_html_ (what Jupyter shows) and the anywidget front end (WIDGET_ESM, run here
+    without a notebook): each an iframe whose page steps."""
+    page_obj = lecture[2]
+    page = chromium.page()
+    page.set_content(f"<div id='repr'>{page_obj._repr_html_()}</div><div id='widget'></div>")
+    page.evaluate("""async ([esm, html]) => {
+        const mod = await import(URL.createObjectURL(new Blob([esm], {type: 'text/javascript'})));
+        mod.default.render({model: {get: k => ({html, height: 640})[k]}, el: document.getElementById('widget')});
+    }""", [stepper.WIDGET_ESM, page_obj.html])
+    page.wait_for_function("document.querySelectorAll('iframe').length === 2")
+    frames = [f for f in page.frames if f != page.main_frame]
+    assert len(frames) == 2
+    for frame in frames:
+        frame.wait_for_function("window.graphcStepper !== undefined")
+        frame.evaluate("window.graphcStepper.go(20)")
+        assert frame.text_content("#gc-k") == "20" and "grad 3" in frame.text_content("#gc-n0")
+    assert page.problems == [], page.problems
+    page.context.close()

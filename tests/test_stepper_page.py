@@ -137,3 +137,13 @@ def test_odd_graphs_give_a_page_whose_steps_all_point_into_the_picture(odd_pages
     assert kinds.count("edge") == (0 if name == "no-grads" else 3)
     if name != "no-grads":
         assert [s["formula"] for s in tape["steps"] if s["kind"] == "edge"][1:] == ["∂y/∂x = x"] * 2
+
+
+def test_no_browser_skips_with_one_reason(monkeypatch):
+    from tests import browser
+    monkeypatch.setattr(browser, "CANDIDATES", ("/nonexistent/chromium",))
+    monkeypatch.delenv("GRAPHC_CHROMIUM", raising=False)
+    assert browser.chromium_path() is None
+    assert browser.skip_reason().startswith("browser tests skipped: no chromium found")
+    with pytest.raises(pytest.skip.Exception, match="no chromium found"):
+        browser.launch()
