@@ -48,9 +48,10 @@ class Browser:
         # launch() starts Chromium with a fresh temporary user-data-dir of its own
         self.browser = self._pw.chromium.launch(executable_path=chromium_path(), args=ARGS, headless=True)
 
-    def page(self, javascript=True):
+    def page(self, javascript=True, bypass_csp=False):
         """A new page in a new context, recording console messages, page errors and requests."""
-        ctx = self.browser.new_context(java_script_enabled=javascript, accept_downloads=True, **self.context_args)
+        ctx = self.browser.new_context(java_script_enabled=javascript, accept_downloads=True, bypass_csp=bypass_csp,
+                                       **self.context_args)
         page = ctx.new_page()
         page.problems, page.requests = [], []
         page.on("console", lambda m: page.problems.append(f"console {m.type}: {m.text}")

@@ -48,10 +48,10 @@ def lecture_url(lecture, tmp_path_factory):
     return path.as_uri()
 
 
-def open_page(chromium, url, javascript=True, also=()):
+def open_page(chromium, url, javascript=True, also=(), bypass_csp=False):
     """A page at `url` that may fetch nothing but the page itself, or the pages in `also`
     (everything else is aborted and recorded)."""
-    page = chromium.page(javascript)
+    page = chromium.page(javascript, bypass_csp)
     page.blocked = []
 
     def route(r):
@@ -375,4 +375,17 @@ def test_notebook_displays_run_the_page(chromium, lecture):
         frame.evaluate("window.graphcStepper.go(20)")
         assert frame.text_content("#gc-k") == "20" and "grad 3" in frame.text_content("#gc-n0")
     assert page.problems == [], page.problems
+    page.context.close()
+
+
+def test_the_network_checks_can_fail(chromium, lecture_url):
+    """The page's CSP refuses a fetch before it leaves; with the CSP bypassed, the route
+    interception records it.  So a page that did fetch would fail assert_clean."""
+    fetch = "fetch('http://graphc.invalid/x.js').then(() => 'fetched', () => 'refused')"
+    page = open_page(chromium, lecture_url)
+    assert page.evaluate(fetch) == "refused" and page.blocked == []
+    assert any("Content Security Policy" in p for p in page.problems)
+    page.context.close()
+    page = open_page(chromium, lecture_url, bypass_csp=True)
+    assert page.evaluate(fetch) == "refused" and page.blocked == ["http://graphc.invalid/x.js"]
     page.context.close()
