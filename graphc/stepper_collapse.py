@@ -58,7 +58,7 @@ class CollapsedView:
         for i, u in enumerate(self.units):
             members = [n for n in self.nodes if n in u.members]
             head = ", ".join(u.names) if u.names else f"block ×{len(u.blocks)}"
-            out.append((self.ident(f"u{i}"), head, laid_out(member_dot(self.ann, members, f"gc-x{i}", self.rankdir))))
+            out.append((self.ident(f"u{i}"), head, laid_out(member_dot(self.ann, members, f"gc-x{i}", self.rankdir), f"gc-x{i}")))
         return out
 
     # ----- tape -------------------------------------------------------------------------------

@@ -65,17 +65,21 @@ def member_dot(ann, members, prefix, rankdir="LR"):
     return dot
 
 
-def laid_out(dot):
+def laid_out(dot, prefix="gc-main"):
     from graphc.layout import draw
-    return clean_svg(draw(dot.source, "svg").decode("utf-8"))
+    return clean_svg(draw(dot.source, "svg").decode("utf-8"), prefix)
 
 
 # ----- cleaning ---------------------------------------------------------------------------
-def clean_svg(text):
-    """The SVG with only allowlisted elements and attributes, texts tagged; a string."""
+def clean_svg(text, prefix="gc-main"):
+    """The SVG with only allowlisted elements and attributes, texts tagged; a string.
+    Graphviz's own ids (graph0, node1) get `prefix`, so several pictures fit in one page."""
     ET.register_namespace("", SVG_NS)
     root = ET.fromstring(text)  # expat never fetches the DOCTYPE's DTD
     _clean(root)
+    for el in root.iter():
+        if el.get("id") and not el.get("id").startswith("gc-"):
+            el.set("id", f"{prefix}-{el.get('id')}")
     _tag(root)
     return ET.tostring(root, encoding="unicode")
 

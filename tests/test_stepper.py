@@ -247,6 +247,8 @@ def test_collapsed_layers_step_as_one_unit_and_open_on_click(chromium, tmp_path)
     assert unit[0]["value"] == " ".join(render.fmt_value(want["layer3.h"]))
     inner = {graph.find(f"layer{i}.{x}") for i in (1, 2, 3) for x in ("W", "b", "h")}
     assert not {s["target"] for s in page_obj.steps} & {f"gc-n{n}" for n in inner}
+    ids = re.findall(r'\sid="([^"]+)"', page_obj.html)
+    assert len(ids) == len(set(ids))  # the boxes' insides are laid out with ids of their own
     path = tmp_path / "deep.html"
     page_obj.save(path)
     page = open_page(chromium, path.as_uri())
