@@ -118,6 +118,8 @@ def cmd_render(args):
 
 def _render_html(args, ann):
     from graphc.stepper import render_html
+    if args.forward_only or args.backward_graph:
+        raise UsageError("--html steps through the forward graph's backprop; drop --forward-only/--backward-graph")
     out = args.output or os.path.splitext(os.path.basename(args.model))[0] + ".html"
     render_html(ann, collapse=args.collapse, rankdir=args.rankdir, quiz=args.quiz).save(out)
     print(f"wrote {out} (open it in a browser: backprop step by step)", file=sys.stderr if args.trace else sys.stdout)

@@ -122,6 +122,13 @@ def test_cli_writes_the_page(tmp_path, capsys):
     assert [s["value"] for s in steps if s["kind"] == "value"][-1] == "25"
 
 
+def test_cli_refuses_options_the_stepper_does_not_draw(tmp_path, capsys):
+    from graphc.cli import main
+    out = tmp_path / "x.html"
+    assert main(["render", "examples/lecture_graph.py", "--html", "--backward-graph", "-o", str(out)]) == 2
+    assert "--html steps through" in capsys.readouterr().err and not out.exists()
+
+
 def test_needs_feeds():
     with pytest.raises(GraphcError, match="needs values"):
         gc.render_html(lecture_graph())
