@@ -113,10 +113,21 @@ def test_anywidget_wrapper(lecture):
     assert w.html == lecture[2].html
 
 
+LECTURE_FEEDS = ["--feed", "x1=5", "--feed", "x2=4", "--feed", "x3=3", "--feed", "x4=2"]
+
+
+def lecture_file(tmp_path):
+    """The lecture graph as a graph file (read, never run, by every version of the CLI)."""
+    from graphc import graphfile
+    path = tmp_path / "lecture.json"
+    graphfile.save(lecture_graph(), path)
+    return str(path)
+
+
 def test_cli_writes_the_page(tmp_path, capsys):
     from graphc.cli import main
     out = tmp_path / "lecture.html"
-    assert main(["render", "examples/lecture_graph.py", "--html", "-o", str(out)]) == 0
+    assert main(["render", lecture_file(tmp_path), *LECTURE_FEEDS, "--html", "-o", str(out)]) == 0
     assert "wrote" in capsys.readouterr().out
     steps = tape_of(out.read_text(encoding="utf-8"))["steps"]
     assert [s["value"] for s in steps if s["kind"] == "value"][-1] == "25"
@@ -125,7 +136,7 @@ def test_cli_writes_the_page(tmp_path, capsys):
 def test_cli_refuses_options_the_stepper_does_not_draw(tmp_path, capsys):
     from graphc.cli import main
     out = tmp_path / "x.html"
-    assert main(["render", "examples/lecture_graph.py", "--html", "--backward-graph", "-o", str(out)]) == 2
+    assert main(["render", lecture_file(tmp_path), *LECTURE_FEEDS, "--html", "--backward-graph", "-o", str(out)]) == 2
     assert "--html steps through" in capsys.readouterr().err and not out.exists()
 
 
