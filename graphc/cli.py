@@ -252,7 +252,6 @@ def _add_render(sub, common):
         ["graphc render examples/lecture_graph.py -o lecture.svg",
          "graphc render examples/lecture_graph.py --feed x1=1/2 --exact -o exact.png",
          "graphc render examples/lecture_graph.py --trace --markdown",
-         "graphc render examples/lecture_graph.py --html -o lecture.html",
          "graphc render model.json --feeds batch.npz --collapse -o model.pdf",
          "graphc render examples/spiral_gradients.py --dim N=8 --backward-graph --rankdir TB -o g.svg"]))
     _add_inputs(r)
