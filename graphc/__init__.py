@@ -25,3 +25,10 @@ from graphc.autodiff import grad  # noqa: E402
 from graphc.ops.user import define_elementwise  # noqa: E402
 from graphc.interpreter import evaluate  # noqa: E402
 from graphc.runtime import Compiled, compile  # noqa: E402
+
+
+def render_html(graph, feeds=None, **options):
+    """One self-contained HTML page that steps through backprop (see graphc.stepper.render_html).
+    Imported on first use: importing graphc does not import the renderer."""
+    from graphc.stepper import render_html as _render_html
+    return _render_html(graph, feeds, **options)

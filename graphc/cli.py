@@ -109,11 +109,23 @@ def cmd_render(args):
         sys.stdout.write((format_markdown if args.markdown else format_text)(ann))
         if not args.output:
             return EXIT_OK
+    if args.html:
+        return _render_html(args, ann)
     out = args.output or os.path.splitext(os.path.basename(args.model))[0] + ".svg"
     engine = render.render(ann, out, forward_only=args.forward_only, backward_graph=args.backward_graph,
                            rankdir=args.rankdir, collapse=args.collapse)
     laid = "" if engine == "none" else f", laid out with {engine}"
     print(f"wrote {out}{laid}", file=sys.stderr if args.trace else sys.stdout)
+    return EXIT_OK
+
+
+def _render_html(args, ann):
+    from graphc.stepper import render_html
+    if args.forward_only or args.backward_graph:
+        raise UsageError("--html steps through the forward graph's backprop; drop --forward-only/--backward-graph")
+    out = args.output or os.path.splitext(os.path.basename(args.model))[0] + ".html"
+    render_html(ann, collapse=args.collapse, rankdir=args.rankdir, quiz=args.quiz).save(out)
+    print(f"wrote {out} (open it in a browser: backprop step by step)", file=sys.stderr if args.trace else sys.stdout)
     return EXIT_OK
 
 
@@ -263,6 +275,9 @@ def _add_render(sub, common):
     r.add_argument("--exact", action="store_true", help="SymPy rationals: 1/3 stays 1/3, as in a hand calculation")
     r.add_argument("--trace", action="store_true", help="print the backward pass as a table (node, value, U, L, U·L)")
     r.add_argument("--markdown", action="store_true", help="with --trace: a Markdown table")
+    r.add_argument("--html", action="store_true",
+                   help="write one self-contained HTML page that steps through backprop (default OUT: MODEL's name + .html)")
+    r.add_argument("--quiz", action="store_true", help="with --html: start in quiz mode (each new value hidden until revealed)")
     r.set_defaults(fn=cmd_render)
 
 
