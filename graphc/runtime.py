@@ -263,8 +263,8 @@ class Compiled(ABC):
             _check_finite_inputs(self._specs, args)
         try:
             out = self._run(args, dims)
-        except LabelRangeError:  # from a NumPy reference (python backend): name the node
-            raise self._named_label_error(args) from None
+        except LabelRangeError as e:  # from a NumPy reference (python backend): name the node
+            raise self._named_label_error(args) from e  # the cause's traceback shows the emitted line
         except Exception as e:
             if not is_cache_failure(e):
                 raise
