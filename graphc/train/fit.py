@@ -213,8 +213,8 @@ class Trainer:
         self.step.compiled.hold(arrays)
         self.step.steps = steps
         self.rng.bit_generator.state = rng_state
-        raise NumericError(f"training stopped: {what} at step {global_step} (epoch {self.epoch + 1}, batch "
-                           f"{batch + 1}). The parameters are back to those from the start of epoch "
+        raise NumericError(f"training stopped at step {global_step} (epoch {self.epoch + 1}, batch {batch + 1}): "
+                           f"{what}. The parameters are back to those from the start of epoch "
                            f"{self.epoch + 1}, the last good ones; {self._advice()}, then call fit again.")
 
     def _replay(self, batch, snapshot, rng_state, X, y, batch_size, shuffle):
@@ -233,10 +233,8 @@ class Trainer:
 
     def _advice(self):
         lr = self.optimizer.hyper.get("lr")
-        if isinstance(lr, (int, float)):
-            return (f"lower the learning rate (e.g. trainer.optimizer.hyper['lr'] = {lr / 10:g}, a tenth of "
-                    f"{lr:g}) or check the data")
-        return "lower the learning rate (trainer.optimizer.hyper['lr']) or check the data"
+        now = f", now {lr:g}" if plain_number(lr) else ""
+        return f"lower the learning rate (trainer.optimizer.hyper['lr']{now}) or check the data"
 
     def _first_bad_node(self, feeds):
         hyper = {HYPER_PREFIX + k: np.asarray(v, dtype=self.model.dtype)

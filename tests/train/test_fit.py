@@ -99,18 +99,26 @@ def test_early_stopping_stops_after_patience_and_restores_the_best_weights():
     assert trainer.evaluate(Xv, yv)["loss"] == pytest.approx(min(val), rel=1e-12)
 
 
-def test_divergence_stops_with_the_step_and_first_bad_node_and_keeps_finite_params():
-    X, y = blobs(64)
+def diverging_trainer(lr):
     model = Model([Dense(32, "relu", init="he_normal"), Dense(3)], input_shape=(2,), name="diverge")
-    trainer = Trainer(model, SGD(lr=1e6), backend="python")
+    return Trainer(model, SGD(lr=lr), backend="python")
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # the overflow is the point
+def test_divergence_stops_with_the_step_and_first_bad_node_and_keeps_the_epoch_start_params():
+    X, y = blobs(64)
+    trainer = diverging_trainer(0.1)
+    trainer.fit(X, y, epochs=1, batch_size=16)  # one good epoch
+    good = {k: v.copy() for k, v in trainer.step.params.items()}
+    trainer.optimizer.hyper["lr"] = 1e200  # one step makes the weights ~1e200: the next forward overflows
     with pytest.raises(NumericError) as err:
         trainer.fit(X, y, epochs=50, batch_size=16)
     message = str(err.value)
-    assert "at step" in message and "first non-finite value: node '" in message
-    step = int(message.split("at step ")[1].split()[0])
-    assert step == trainer.step.steps  # the parameters are those the failing step started from
-    assert all(np.all(np.isfinite(v)) for v in trainer.params.values())
-    # the named node really is the first non-finite one at these parameters
+    assert "training stopped at step" in message and "(epoch 2, batch " in message
+    assert "first non-finite value: node '" in message
+    assert trainer.epoch == 1 and trainer.step.steps == 4  # back at the start of epoch 2
+    assert all(np.array_equal(good[k], v) for k, v in trainer.step.params.items())  # params and optimizer state
+    # the named node really is a node of the step graph
     node = message.split("first non-finite value: node '")[1].split("'")[0]
     graph = trainer.step.graph
     assert graph.toposort().index(graph.find(node)) >= 0
