@@ -20,11 +20,6 @@ from graphc.train.history import EarlyStopping, History
 from graphc.train.resume import checked_meta, keep_chosen_hyper, plain_number
 from graphc.train.step import HYPER_PREFIX, Step
 
-# fit stops when a batch loss exceeds this factor times the run's first batch
-# loss (or times 1, if that was below 1): a loss 10,000 times its value at
-# initialization is not going to come back down (docs/training.md, Divergence).
-DIVERGENCE_FACTOR = 1e4
-
 
 class Trainer:
     """Trains `model` with `optimizer` on compiled kernels.
@@ -33,6 +28,11 @@ class Trainer:
     validation and `predict` (default: the same backend).  With `grad_norms`
     each step also returns every layer's gradient norm (history
     `grad_norm/<layer>`, the mean over the epoch's steps)."""
+
+    # fit stops when a batch loss exceeds this factor times the run's first batch
+    # loss (or times 1, if that was below 1): a loss 10,000 times its value at
+    # initialization is not coming back down (docs/training.md, Divergence).
+    divergence_factor = 1e4
 
     def __init__(self, model, optimizer, seed=0, backend="numba", eval_backend=None, params=None,
                  grad_norms=True, **compile_options):
@@ -191,11 +191,11 @@ class Trainer:
 
     # ----- divergence -----------------------------------------------------------------
     def _loss_limit(self, loss):
-        """A batch loss above this means training diverged: DIVERGENCE_FACTOR times the
+        """A batch loss above this means training diverged: divergence_factor times the
         run's first batch loss (the loss at initialization), or times 1 if that was smaller."""
         if self._loss_scale is None:
             self._loss_scale = max(1.0, loss) if math.isfinite(loss) else 1.0
-        return DIVERGENCE_FACTOR * self._loss_scale
+        return self.divergence_factor * self._loss_scale
 
     def _diverged(self, batch, loss, snapshot, rng_state, X, y, batch_size, shuffle):
         """Stop training: name the first non-finite node (a NaN/Inf loss), then return
@@ -204,7 +204,7 @@ class Trainer:
         calling fit again works."""
         global_step = self.step.steps
         if math.isfinite(loss):
-            what = (f"the loss grew to {loss:.4g}, more than {DIVERGENCE_FACTOR:g} times its first value "
+            what = (f"the loss grew to {loss:.4g}, more than {self.divergence_factor:g} times its first value "
                     f"({self._loss_scale:.4g}, or 1 if smaller)")
         else:
             what = f"the loss became {loss}; " + self._first_bad_node(self._replay(batch, snapshot, rng_state, X, y,
