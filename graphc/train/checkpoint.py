@@ -39,6 +39,8 @@ def save(path, arrays, meta):
     header = _encode_meta(meta)  # before touching the disk: a bad meta writes nothing
     if path.is_dir():
         raise CheckpointError(f"cannot write checkpoint {str(path)!r}: it is a directory; name a file")
+    if path.parent.exists() and not path.parent.is_dir():
+        raise CheckpointError(f"cannot write checkpoint {str(path)!r}: {str(path.parent)!r} is a file, not a directory")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         remove_stale_temp_files(path)
