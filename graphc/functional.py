@@ -64,7 +64,7 @@ def _same_shape(loss, pred, target):
     """A loss compares prediction and target element by element: (4, 1) against
     (4,) must not broadcast to (4, 4) and average 16 wrong pairs.  A plain number
     target is fine; anything else the user broadcasts explicitly (F.broadcast_to)."""
-    if isinstance(target, (int, float)) and not isinstance(target, bool):
+    if any(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (pred, target)):
         return
     p, t = (tuple(getattr(v, "shape", ())) for v in (pred, target))
     if p != t:

@@ -178,7 +178,9 @@ def heal_cache_entry(module, error):
     the files beside the module.  Re-raises `error` when there was nothing to discard."""
     flushed = False
     for obj in list(vars(module).values()):
-        cache = getattr(obj, "_cache", None) if hasattr(obj, "py_func") else None
+        if not type(obj).__module__.startswith("numba"):  # only numba's dispatchers have a disk cache
+            continue
+        cache = getattr(obj, "_cache", None)
         if cache is not None and hasattr(cache, "flush"):
             with contextlib.suppress(Exception):  # a damaged index is simply overwritten
                 cache.flush()
@@ -206,6 +208,7 @@ class Compiled(ABC):
         leaves = [graph.find(name) for name in self.input_names]
         self._specs = [(name, graph.shape(n), np.dtype(graph.dtype(n))) for name, n in zip(self.input_names, leaves)]
         self._held = {}
+        self._warm = False  # until a call has succeeded (see _first_run)
         self._index_specs()
 
     def _index_specs(self):
@@ -262,14 +265,9 @@ class Compiled(ABC):
         if check_finite:
             _check_finite_inputs(self._specs, args)
         try:
-            out = self._run(args, dims)
+            out = self._run(args, dims) if self._warm else self._first_run(args, dims)
         except LabelRangeError as e:  # from a NumPy reference (python backend): name the node
             raise self._named_label_error(args) from e  # the cause's traceback shows the emitted line
-        except Exception as e:
-            if not is_cache_failure(e):
-                raise
-            heal_cache_entry(self.module, e)  # a damaged numba cache: rebuild it, once
-            out = self._run(args, dims)
         if check_finite:
             _check_finite_outputs(out)
         return out
@@ -302,6 +300,23 @@ class Compiled(ABC):
         arrays = {name: self._to_host(arr) for name, arr in self._held.items()}
         values, _ = bind_feeds(self.graph, {**feeds, **arrays})
         return {name: np.asarray(values[self.graph.find(name)]) for name in feeds}
+
+    def _first_run(self, args, dims):
+        """The first call loads numba's on-disk cache.  If a damaged cache entry fails
+        it, discard the entry and run again -- from the held state as it was before
+        the call, since kernels that ran before the failure may have updated it."""
+        saved = {name: np.array(arr) for name, arr in self._held.items() if isinstance(arr, np.ndarray)}
+        try:
+            out = self._run(args, dims)
+        except Exception as e:
+            if not is_cache_failure(e):
+                raise
+            heal_cache_entry(self.module, e)
+            for name, value in saved.items():
+                self._held[name][...] = value  # in place: `args` holds views of these arrays
+            out = self._run(args, dims)
+        self._warm = True
+        return out
 
     def _named_label_error(self, args):
         """The interpreter finds the node whose labels are out of range and words the

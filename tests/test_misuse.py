@@ -203,3 +203,35 @@ def test_a_truncated_or_garbage_cache_entry_is_rebuilt_with_one_warning_line(tmp
         assert len(lines) == 1, (pattern, damage.__name__, lines)
         assert "CacheWarning" in lines[0] and str(folder) in lines[0] and "rebuilt" in lines[0]
     assert _fresh_process(cache) == []  # healed: no warning, no manual step
+
+
+def test_a_cache_failure_on_the_first_call_reruns_from_the_held_state_before_it(monkeypatch):
+    """Kernels that ran before the damaged one may have updated held state; the
+    rerun must start from the state as it was (else an update would apply twice)."""
+    g = gc.trace(lambda x, w: gc.sum(x * w, name="total"), (3,), gc.Param((3,)), name="held")
+    compiled = gc.compile(g).hold({"w": np.array([1.0, 2.0, 3.0])})
+    module_file = Path(compiled.module.__file__)
+    (module_file.parent / "__pycache__").mkdir(exist_ok=True)
+    index = module_file.parent / "__pycache__" / f"{module_file.stem}.run-1.py311.nbi"
+    index.write_bytes(b"\x80\x04trunc")
+    real_run, calls = compiled._run, []
+    fake_loader = compile("def load(): raise EOFError('Ran out of input')", "/x/numba/core/caching.py", "exec")
+    namespace = {}
+    exec(fake_loader, namespace)  # noqa: S102 - a frame that looks like numba's cache loader
+
+    def run_after_a_partial_update(args, dims):
+        calls.append(1)
+        if len(calls) == 1:
+            compiled._held["w"][...] += 100.0  # a first kernel updated held state ...
+            namespace["load"]()  # ... then the next one's cache entry was unreadable
+        return real_run(args, dims)
+
+    monkeypatch.setattr(compiled, "_run", run_after_a_partial_update)
+    with pytest.warns(gc.runtime.CacheWarning, match=f"damaged cache entry .*EOFError.* in {module_file.parent}"):
+        out = compiled(x=np.ones(3))
+    assert float(out["total"]) == 6.0 and len(calls) == 2 and not index.exists()
+    np.testing.assert_array_equal(compiled.held["w"], [1.0, 2.0, 3.0])
+    with pytest.raises(ValueError, match="not a cache failure"):  # other errors pass through, untouched
+        monkeypatch.setattr(compiled, "_run", lambda args, dims: (_ for _ in ()).throw(ValueError("not a cache failure")))
+        compiled._warm = False
+        compiled(x=np.ones(3))
