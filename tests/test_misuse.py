@@ -39,6 +39,13 @@ def test_a_loss_refuses_prediction_and_target_of_different_shapes(loss, name, pr
     assert "broadcast_to" in message  # says how to mean it
 
 
+@pytest.mark.parametrize("labels, match", [((4, 1), r"labels must have rank 1, got shape \(4, 1\)"),
+                                           ((5,), r"logits \(4, 3\) and labels \(5,\) differ in batch size")])
+def test_cross_entropy_refuses_labels_that_do_not_fit_the_logits(labels, match):
+    with pytest.raises(ShapeError, match=r"\(softmax_cross_entropy\): " + match):
+        gc.trace(lambda z, y: gc.cross_entropy(z, y), (4, 3), gc.Input(labels, "int64"))
+
+
 def test_the_issue_case_no_longer_averages_sixteen_pairs():
     # (4,1) against (4,) used to broadcast to (4,4): the MSE of identical numbers came out 2.5
     values = np.array([1.0, 2.0, 3.0, 4.0])

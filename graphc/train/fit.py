@@ -109,6 +109,8 @@ class Trainer:
         if not len(X):
             raise GraphcError(f"fit: validation_split={validation_split!r} holds out all {len(val[0])} samples, "
                               "leaving 0 to train on; use a smaller fraction or validation_data=(X, y)")
+        if val is not None and not len(val[0]):
+            raise GraphcError("fit: validation_data holds 0 samples; a validation loss over no samples is undefined")
         self.early_stopping = _as_early_stopping(early_stopping, self.early_stopping)
         if resume and checkpoint is not None and os.path.exists(checkpoint):
             self.load(checkpoint)

@@ -286,6 +286,13 @@ def test_a_validation_split_that_leaves_nothing_to_train_on_is_refused(trainer, 
         trainer.fit(X, y, epochs=1, validation_split=split)
 
 
+def test_empty_validation_data_is_refused_before_training(trainer):
+    X, y = blobs(8)
+    with pytest.raises(GraphcError, match="fit: validation_data holds 0 samples"):
+        trainer.fit(X, y, epochs=1, validation_data=(np.zeros((0, 2)), np.zeros(0, "int64")))
+    assert trainer.epoch == 0
+
+
 def test_evaluate_on_no_samples_is_an_error_not_loss_zero(trainer):
     with pytest.raises(GraphcError, match="evaluate: X and y hold 0 samples"):
         trainer.evaluate(np.zeros((0, 2)), np.zeros(0, "int64"))
