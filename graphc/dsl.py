@@ -356,6 +356,9 @@ def trace(fn, *specs, name=None, dtype="float64", **kw_specs):
     for key, v in outs.items():
         if not isinstance(v, Value):
             raise GraphcError(f"trace({fn.__name__}): output {key!r} is {type(v).__name__}, not a symbolic value")
+        if v.graph is not builder.graph:  # misuse (issue 13): a value captured from another trace
+            raise GraphcError(f"trace({fn.__name__}): output {key!r} belongs to graph {v.graph.name!r}, not to this "
+                              "trace; build it from this function's arguments")
         builder.graph.set_output(v.node, key if isinstance(key, str) else None)
     return builder.graph.validate()
 

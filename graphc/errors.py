@@ -49,6 +49,22 @@ class NumericError(GraphcError):
     """NaN or Inf appeared where the user asked graphc to check for it."""
 
 
+class LabelRangeError(CallError):
+    """A class label (or gather index) outside [0, bound).  The NumPy references
+    raise it without knowing their node; the interpreter and the compiled
+    function re-raise it as a CallError that names graph, op and node, in the
+    words of `label_range_message`, which the numba and CUDA kernels use too."""
+
+    def __init__(self, bound):
+        super().__init__(f"a label is outside [0, {bound})")
+        self.bound = bound
+
+
+def label_range_message(graph_name, op, node_name, bound):
+    """The one message every backend and the interpreter give for a bad label."""
+    return f"graph {graph_name!r}: {op} '{node_name}': a label is outside [0, {bound})"
+
+
 def where(node_name, op, detail):
     """Format the one-line message every graphc error uses: node, op, then what is wrong."""
     return f"node '{node_name}' ({op}): {detail}"

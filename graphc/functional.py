@@ -3,7 +3,8 @@ the primitives' proven rules.  None of these needs a rule of its own."""
 import numpy as np
 
 from graphc import dsl as F
-from graphc.errors import GraphcError
+from graphc import shapes as S
+from graphc.errors import GraphcError, ShapeError
 
 
 def swish(x, name=None):
@@ -59,14 +60,28 @@ def batch_norm(x, gamma, beta, eps=1e-5, name=None):
     return F.add(_normalize(x, 0, eps) * gamma, beta, name=name)
 
 
+def _same_shape(loss, pred, target):
+    """A loss compares prediction and target element by element: (4, 1) against
+    (4,) must not broadcast to (4, 4) and average 16 wrong pairs.  A plain number
+    target is fine; anything else the user broadcasts explicitly (F.broadcast_to)."""
+    if any(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (pred, target)):
+        return
+    p, t = (tuple(getattr(v, "shape", ())) for v in (pred, target))
+    if p != t:
+        raise ShapeError(f"{loss}: prediction {S.fmt(p)} and target {S.fmt(t)} differ in shape; reshape "
+                         "one, or broadcast it explicitly with broadcast_to, if that is what you mean")
+
+
 def mse(pred, target, name=None):
-    """Mean squared error over every element."""
+    """Mean squared error over every element; prediction and target have one shape."""
+    _same_shape("mse", pred, target)
     diff = pred - target
     return F.mean(diff * diff, name=name)
 
 
 def bce_loss(logits, targets, name=None):
-    """Mean binary cross-entropy, on logits."""
+    """Mean binary cross-entropy, on logits; logits and targets have one shape."""
+    _same_shape("bce_loss", logits, targets)
     return F.mean(F.bce_with_logits(logits, targets), name=name)
 
 

@@ -3,7 +3,7 @@ reference.  Every backend is tested against this."""
 import numpy as np
 
 from graphc import shapes as S
-from graphc.errors import CallError, NumericError, where
+from graphc.errors import CallError, LabelRangeError, NumericError, label_range_message, where
 from graphc.ops.registry import get
 
 
@@ -54,8 +54,11 @@ def bound_attrs(attrs, dims):
 def run_node(graph, n, values, dims):
     data = graph.node(n)
     args = [values[o] for o in graph.operands(n)]
-    with np.errstate(all="ignore"):  # NaN/Inf are reported by check_finite, by node
-        return get(data["op"]).numpy_impl(*args, **bound_attrs(data["attrs"], dims))
+    try:
+        with np.errstate(all="ignore"):  # NaN/Inf are reported by check_finite, by node
+            return get(data["op"]).numpy_impl(*args, **bound_attrs(data["attrs"], dims))
+    except LabelRangeError as e:  # the reference knows the bound; here we know the node
+        raise CallError(label_range_message(graph.name, data["op"], graph.name_of(n), e.bound)) from None
 
 
 class Evaluation:

@@ -8,12 +8,15 @@ of them.  The cache directory is $GRAPHC_CACHE_DIR, else
 $XDG_CACHE_HOME/graphc, else ~/.cache/graphc.  Deleting it is always safe:
 files are rebuilt, and kernels recompiled, on demand.
 """
+import contextlib
 import hashlib
 import importlib
 import importlib.util
 import inspect
 import os
+import shutil
 import sys
+import warnings
 from abc import ABC, abstractmethod
 from pathlib import Path
 
@@ -21,7 +24,7 @@ import numpy as np
 
 from graphc import __version__
 from graphc import shapes as S
-from graphc.errors import CallError, GraphcError, NumericError
+from graphc.errors import CallError, GraphcError, LabelRangeError, NumericError
 from graphc.interpreter import bind_feeds
 
 BACKENDS = {
@@ -48,24 +51,143 @@ def content_hash(*parts):
 
 
 def load_source(source, backend):
-    """Write `source` under the cache (atomically, once) and import it as a module."""
+    """Write `source` under the cache (atomically, once) and import it as a module.
+
+    A damaged cache entry (a changed or non-UTF-8 .py, a truncated .pyc) is
+    discarded and rebuilt with one CacheWarning: the cache never needs a manual delete."""
     digest = content_hash(backend, source)
-    folder = cache_dir() / backend
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = _cache_folder(backend)
     path = folder / f"graphc_{digest}.py"
-    if not path.exists() or path.read_text() != source:
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(source)
-        os.replace(tmp, path)  # readers never see a half-written module
+    data = source.encode()
+    found = _read_bytes(path)
+    if found != data:
+        if found is not None:  # the name is a hash of the content: other bytes mean damage
+            _warn_damaged(folder, path.name)
+            purge_compiled(path)
+        _write_atomic(path, data)
     module_name = f"graphc_generated_{backend}_{digest}"
     loaded = sys.modules.get(module_name)
     if loaded is not None and loaded.__file__ == str(path):
         return loaded  # reuse only a module loaded from this very file (the cache dir may change)
+    try:
+        return _import_file(module_name, path)
+    except Exception as e:  # our source compiles, so only its cached bytecode can be bad
+        if not purge_compiled(path, suffixes=(".pyc",)):
+            raise
+        heal_warning(path, e)
+        return _import_file(module_name, path)
+
+
+def _import_file(module_name, path):
     spec = importlib.util.spec_from_file_location(module_name, path)
     module = importlib.util.module_from_spec(spec)
     sys.modules[module_name] = module
-    spec.loader.exec_module(module)
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        sys.modules.pop(module_name, None)  # no half-imported module for the next call to reuse
+        raise
     return module
+
+
+# ----- a cache that heals itself ------------------------------------------------------
+class CacheWarning(UserWarning):
+    """graphc found a damaged cache entry, discarded it and rebuilt it."""
+
+
+def _cache_folder(backend):
+    root = cache_dir()
+    try:
+        folder = root / backend
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise GraphcError(f"cannot use the graphc cache directory {str(root)!r} (GRAPHC_CACHE_DIR, else "
+                          f"XDG_CACHE_HOME/graphc): {e.strerror or e}; point GRAPHC_CACHE_DIR at a "
+                          "writable directory") from None
+    return folder
+
+
+def _read_bytes(path):
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        return None
+    except OSError:
+        return b""  # unreadable (a directory, no permission): damaged, replace it
+
+
+def _write_atomic(path, data):
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    try:
+        tmp.write_bytes(data)
+        if path.is_dir():
+            shutil.rmtree(path)
+        os.replace(tmp, path)  # readers never see a half-written module
+    except OSError as e:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise GraphcError(f"cannot write {str(path)!r} in the graphc cache: {e.strerror or e}; point "
+                          "GRAPHC_CACHE_DIR at a writable directory") from None
+
+
+def _warn_damaged(folder, what):
+    # warn_explicit with a pseudo file name: the warning is one line, with no source line under it
+    warnings.warn_explicit(f"graphc: discarded a damaged cache entry {what} in {folder}; it is rebuilt",
+                           CacheWarning, filename="<graphc cache>", lineno=0)
+
+
+def heal_warning(path, error):
+    path = Path(path)
+    _warn_damaged(path.parent, f"for {path.name} ({type(error).__name__})")
+
+
+def purge_compiled(path, suffixes=(".pyc", ".nbi", ".nbc")):
+    """Delete what Python and numba compiled from the module file `path` (in the
+    __pycache__ beside it); returns whether anything was there to delete."""
+    path = Path(path)
+    found = False
+    for entry in (path.parent / "__pycache__").glob(f"{path.stem}.*"):
+        if entry.suffix in suffixes:
+            found = True
+            with contextlib.suppress(OSError):
+                entry.unlink()
+    return found
+
+
+def is_cache_failure(error):
+    """Whether `error` (or one it was raised from) came out of numba's on-disk cache
+    loader: a truncated or garbage .nbi/.nbc makes it raise whatever unpickling raises."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        tb = error.__traceback__
+        while tb is not None:
+            if tb.tb_frame.f_code.co_filename.endswith(_NUMBA_CACHE_FILE):
+                return True
+            tb = tb.tb_next
+        error = error.__cause__ or error.__context__
+    return False
+
+
+_NUMBA_CACHE_FILE = os.path.join("numba", "core", "caching.py")
+
+
+def heal_cache_entry(module, error):
+    """Discard numba's cache of this module's kernels so the next call recompiles
+    them: empty each kernel's index (wherever NUMBA_CACHE_DIR puts it), then delete
+    the files beside the module.  Re-raises `error` when there was nothing to discard."""
+    flushed = False
+    for obj in list(vars(module).values()):
+        if not type(obj).__module__.startswith("numba"):  # only numba's dispatchers have a disk cache
+            continue
+        cache = getattr(obj, "_cache", None)
+        if cache is not None and hasattr(cache, "flush"):
+            with contextlib.suppress(Exception):  # a damaged index is simply overwritten
+                cache.flush()
+                flushed = True
+    if not (purge_compiled(module.__file__, suffixes=(".nbi", ".nbc")) or flushed):
+        raise error
+    heal_warning(module.__file__, error)
 
 
 class Compiled(ABC):
@@ -86,6 +208,7 @@ class Compiled(ABC):
         leaves = [graph.find(name) for name in self.input_names]
         self._specs = [(name, graph.shape(n), np.dtype(graph.dtype(n))) for name, n in zip(self.input_names, leaves)]
         self._held = {}
+        self._warm = False  # until a call has succeeded (see _first_run)
         self._index_specs()
 
     def _index_specs(self):
@@ -141,7 +264,10 @@ class Compiled(ABC):
         args, dims = bound
         if check_finite:
             _check_finite_inputs(self._specs, args)
-        out = self._run(args, dims)
+        try:
+            out = self._run(args, dims) if self._warm else self._first_run(args, dims)
+        except LabelRangeError as e:  # from a NumPy reference (python backend): name the node
+            raise self._named_label_error(args) from e  # the cause's traceback shows the emitted line
         if check_finite:
             _check_finite_outputs(out)
         return out
@@ -174,6 +300,33 @@ class Compiled(ABC):
         arrays = {name: self._to_host(arr) for name, arr in self._held.items()}
         values, _ = bind_feeds(self.graph, {**feeds, **arrays})
         return {name: np.asarray(values[self.graph.find(name)]) for name in feeds}
+
+    def _first_run(self, args, dims):
+        """The first call loads numba's on-disk cache.  If a damaged cache entry fails
+        it, discard the entry and run again -- from the held state as it was before
+        the call, since kernels that ran before the failure may have updated it."""
+        saved = {name: np.array(arr) for name, arr in self._held.items() if isinstance(arr, np.ndarray)}
+        try:
+            out = self._run(args, dims)
+        except Exception as e:
+            if not is_cache_failure(e):
+                raise
+            heal_cache_entry(self.module, e)
+            for name, value in saved.items():
+                self._held[name][...] = value  # in place: `args` holds views of these arrays
+            out = self._run(args, dims)
+        self._warm = True
+        return out
+
+    def _named_label_error(self, args):
+        """The interpreter finds the node whose labels are out of range and words the
+        error as the compiled kernels do; it only runs when a call has already failed."""
+        from graphc.interpreter import evaluate
+        try:
+            evaluate(self.graph, {**dict(zip(self.input_names, args)), **self.held})
+        except CallError as err:
+            return err
+        return CallError(f"graph {self.graph.name!r}: a label is outside its range")
 
     @abstractmethod
     def _run(self, args, dims):

@@ -14,7 +14,7 @@ import importlib
 import numpy as np
 
 from graphc import shapes as S
-from graphc.errors import DTypeError, ShapeError
+from graphc.errors import DTypeError, LabelRangeError, ShapeError
 from graphc.ops.registry import FLOATS
 
 
@@ -39,9 +39,19 @@ def first_float(dtypes, attrs):
     return dtypes[0]
 
 
-def int_labels(dtype):
+def int_labels(dtype, what="labels"):
+    """Dtype rule half of every op that reads class labels or row indices."""
     if not dtype.startswith("int"):
-        raise DTypeError(f"labels must be integers, got {dtype}")
+        raise DTypeError(f"{what} must be integers, got {dtype}")
+
+
+def check_label_range(labels, bound):
+    """Value half: refuse a label outside [0, bound) before NumPy indexing reads
+    -1 as the last class or raises a bare IndexError.  The numba and CUDA
+    kernels make the same check at the same node (LabelRangeError)."""
+    labels = np.asarray(labels)
+    if labels.size and (labels.min() < 0 or labels.max() >= bound):
+        raise LabelRangeError(bound)
 
 
 def broadcast_rule(shapes, attrs):

@@ -3,9 +3,9 @@ exp and log overflows at inputs of +-1000 (the log-sum-exp trick)."""
 import numpy as np
 
 from graphc import shapes as S
-from graphc.errors import DTypeError, ShapeError
-from graphc.ops.common import (broadcast_rule, check_rank, first_float,
-                               same_float, sympy, vectorize_sympy)
+from graphc.errors import ShapeError
+from graphc.ops.common import (broadcast_rule, check_label_range, check_rank, first_float,
+                               int_labels, same_float, sympy, vectorize_sympy)
 from graphc.ops.registry import OpDef, register
 
 _exp = vectorize_sympy(lambda a: sympy.exp(a))
@@ -94,12 +94,12 @@ def _ce_shape(shapes, attrs):
 
 
 def _ce_dtype(dtypes, attrs):
-    if not dtypes[1].startswith("int"):
-        raise DTypeError(f"labels must be integers, got {dtypes[1]}")
+    int_labels(dtypes[1])
     return first_float(dtypes[:1], attrs)
 
 
 def softmax_ce_ref(logits, labels):
+    check_label_range(labels, logits.shape[1])
     return logsumexp_ref(logits, (1,), False) - logits[np.arange(logits.shape[0]), labels]
 
 

@@ -4,8 +4,8 @@ from math import prod
 import numpy as np
 
 from graphc import shapes as S
-from graphc.errors import DTypeError, ShapeError
-from graphc.ops.common import check_rank, first_float, same_float, sympy
+from graphc.errors import ShapeError
+from graphc.ops.common import check_label_range, check_rank, first_float, int_labels, same_float, sympy
 from graphc.ops.registry import OpDef, register
 
 
@@ -140,8 +140,7 @@ def _one_hot_shape(shapes, attrs):
 
 
 def _one_hot_dtype(dtypes, attrs):
-    if not dtypes[0].startswith("int"):
-        raise DTypeError(f"labels must be integers, got {dtypes[0]}")
+    int_labels(dtypes[0])
     return attrs["dtype"]
 
 
@@ -167,12 +166,12 @@ def _gather_shape(shapes, attrs):
 
 
 def _gather_dtype(dtypes, attrs):
-    if not dtypes[1].startswith("int"):
-        raise DTypeError(f"indices must be integers, got {dtypes[1]}")
+    int_labels(dtypes[1], "indices")
     return first_float(dtypes[:1], attrs)
 
 
 def _gather(x, idx):
+    check_label_range(idx, x.shape[1])
     return x[np.arange(x.shape[0]), idx]
 
 

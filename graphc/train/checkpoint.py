@@ -11,6 +11,7 @@ pickle -- loading a checkpoint cannot run code.
 """
 import contextlib
 import errno
+import glob
 import json
 import os
 import tempfile
@@ -36,13 +37,32 @@ def save(path, arrays, meta):
     path = Path(path)
     arrays = _check_arrays(arrays)
     header = _encode_meta(meta)  # before touching the disk: a bad meta writes nothing
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.is_dir():
+        raise CheckpointError(f"cannot write checkpoint {str(path)!r}: it is a directory; name a file")
+    if path.parent.exists() and not path.parent.is_dir():
+        raise CheckpointError(f"cannot write checkpoint {str(path)!r}: {str(path.parent)!r} is a file, not a directory")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale_temp_files(path)
+        _write_atomic(path, {**arrays, META_KEY: header})
+        _fsync_dir(path.parent)  # make the rename itself durable
+    except OSError as e:  # a full disk (ENOSPC), a size limit (EFBIG), no permission ...
+        code = errno.errorcode.get(e.errno, "")
+        raise CheckpointError(f"cannot write checkpoint {str(path)!r}: {e.strerror or e}"
+                              f"{f' ({code})' if code else ''}; the previous checkpoint there, if any, "
+                              "is unchanged") from None
+    return path
+
+
+def _write_atomic(path, arrays):
     # Same directory, so os.replace is a rename within one filesystem (atomic).
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    # The temp name carries our pid: a save killed midway leaves a file that the
+    # next save or load recognises as stale (its pid is gone) and removes.
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f"{_temp_prefix(path)}{os.getpid()}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
             _match_mode(f, path)
-            _write_npz(f, {**arrays, META_KEY: header})
+            _write_npz(f, arrays)
             f.flush()
             os.fsync(f.fileno())  # the data is on disk before the name points at it
         os.replace(tmp, path)
@@ -50,8 +70,38 @@ def save(path, arrays, meta):
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
-    _fsync_dir(path.parent)  # make the rename itself durable
-    return path
+
+
+def _temp_prefix(path):
+    return f".{path.name}."
+
+
+def remove_stale_temp_files(path):
+    """Delete temp files that saves of `path` left when their process was killed:
+    `.<name>.<pid>.<random>.tmp` whose pid is no longer running.  A save still in
+    progress in a live process keeps its file.  Returns the paths removed."""
+    path = Path(path)
+    prefix = _temp_prefix(path)
+    removed = []
+    for entry in path.parent.glob(glob.escape(prefix) + "*.tmp"):
+        pid = entry.name[len(prefix):].split(".", 1)[0]
+        if pid.isdigit() and not _process_alive(int(pid)):
+            with contextlib.suppress(OSError):
+                entry.unlink()
+                removed.append(entry)
+    return removed
+
+
+def _process_alive(pid):
+    if pid == os.getpid() or os.name == "nt":  # on Windows os.kill would terminate it: keep the file
+        return True
+    try:
+        os.kill(pid, 0)  # signal 0: only asks whether the process exists
+    except ProcessLookupError:
+        return False
+    except OSError:  # e.g. EPERM: it exists, owned by someone else
+        return True
+    return True
 
 
 def load(path, expect_graph_hash=None, expect_arrays=None):
@@ -61,8 +111,11 @@ def load(path, expect_graph_hash=None, expect_arrays=None):
     {name: (shape, dtype)} that must be present with that shape and dtype
     (None for either skips that check); other arrays in the file are fine."""
     path = Path(path)
+    with contextlib.suppress(OSError):  # a read-only directory keeps its leftovers; loading still works
+        remove_stale_temp_files(path)
     if not path.is_file():
-        what = "is not a file" if path.exists() else "not found"
+        what = "is a directory, not a checkpoint file" if path.is_dir() else \
+            "is not a file" if path.exists() else "not found"
         raise CheckpointError(f"checkpoint {str(path)!r} {what}")
     arrays, header = _read_npz(path)
     meta = _decode_meta(path, header)

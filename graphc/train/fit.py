@@ -17,6 +17,7 @@ from graphc.errors import GraphcError, NumericError
 from graphc.interpreter import evaluate
 from graphc.runtime import compile as compile_graph
 from graphc.train.history import EarlyStopping, History
+from graphc.train.resume import checked_meta, keep_chosen_hyper, plain_number
 from graphc.train.step import HYPER_PREFIX, Step
 
 
@@ -27,6 +28,11 @@ class Trainer:
     validation and `predict` (default: the same backend).  With `grad_norms`
     each step also returns every layer's gradient norm (history
     `grad_norm/<layer>`, the mean over the epoch's steps)."""
+
+    # fit stops when a batch loss exceeds this factor times the run's first batch
+    # loss (or times 1, if that was below 1): a loss 10,000 times its value at
+    # initialization is not coming back down (docs/training.md, Divergence).
+    divergence_factor = 1e4
 
     def __init__(self, model, optimizer, seed=0, backend="numba", eval_backend=None, params=None,
                  grad_norms=True, **compile_options):
@@ -41,6 +47,7 @@ class Trainer:
         self._noise = model.noise  # dropout masks drawn for each batch
         self.early_stopping = None
         self.graph_hash = ckpt_graph_hash(self.step.graph)
+        self._loss_scale = None  # the first batch loss: what divergence is measured against
 
     # ----- parameters -----------------------------------------------------------------
     @property
@@ -64,12 +71,14 @@ class Trainer:
     def evaluate(self, X, y, batch_size=4096):
         """{"loss", "accuracy"} on (X, y) in eval mode (dropout off, running statistics)."""
         X, y = self._as_data(X, y)
+        if not len(X):
+            raise GraphcError("evaluate: X and y hold 0 samples; a loss over no samples is undefined")
         total, outputs = 0.0, []
         for i in range(0, len(X), batch_size):
             out = self._eval(self._eval_feeds(X[i:i + batch_size], y[i:i + batch_size]))
             total += float(out["loss"]) * len(X[i:i + batch_size])
             outputs.append(out["output"])
-        metrics = {"loss": total / max(len(X), 1)}
+        metrics = {"loss": total / len(X)}
         accuracy = self.model.loss.accuracy(np.concatenate(outputs), y) if outputs else None
         if accuracy is not None:
             metrics["accuracy"] = accuracy
@@ -94,7 +103,14 @@ class Trainer:
         stderr is a terminal).  `callback(trainer, metrics)` runs after each epoch."""
         _check_fit_args(epochs, batch_size, validation_split, checkpoint_every)
         X, y = self._as_data(X, y)
+        if not len(X):
+            raise GraphcError("fit: X and y hold 0 samples; there is nothing to train on")
         (X, y), val = self._split(X, y, validation_split, validation_data)
+        if not len(X):
+            raise GraphcError(f"fit: validation_split={validation_split!r} holds out all {len(val[0])} samples, "
+                              "leaving 0 to train on; use a smaller fraction or validation_data=(X, y)")
+        if val is not None and not len(val[0]):
+            raise GraphcError("fit: validation_data holds 0 samples; a validation loss over no samples is undefined")
         self.early_stopping = _as_early_stopping(early_stopping, self.early_stopping)
         if resume and checkpoint is not None and os.path.exists(checkpoint):
             self.load(checkpoint)
@@ -137,7 +153,7 @@ class Trainer:
         for b, (feeds, n) in enumerate(self._batches(self.rng, X, y, batch_size, shuffle)):
             out = self.step(feeds)
             loss = float(out["loss"])
-            if not math.isfinite(loss):
+            if not loss <= self._loss_limit(loss):  # NaN compares False: caught here too
                 self._diverged(b, loss, snapshot, start_state, X, y, batch_size, shuffle)
             _accumulate(sums, "loss", loss, n)
             accuracy = self.model.loss.accuracy(out["output"], feeds["y"])
@@ -176,10 +192,36 @@ class Trainer:
         return self.early_stopping.update(self.epoch, metrics, self.params)
 
     # ----- divergence -----------------------------------------------------------------
+    def _loss_limit(self, loss):
+        """A batch loss above this means training diverged: divergence_factor times the
+        run's first batch loss (the loss at initialization), or times 1 if that was smaller."""
+        if self._loss_scale is None:
+            self._loss_scale = max(1.0, loss) if math.isfinite(loss) else 1.0
+        return self.divergence_factor * self._loss_scale
+
     def _diverged(self, batch, loss, snapshot, rng_state, X, y, batch_size, shuffle):
-        """Replay the epoch up to the failing batch from the epoch's snapshot, so the
-        parameters are those the failing step started from, then run that batch
-        through the reference interpreter to name the first non-finite node."""
+        """Stop training: name the first non-finite node (a NaN/Inf loss), then return
+        the parameters, optimizer state, step counter and generator to the epoch's
+        start, the last state known to be good, so lowering the learning rate and
+        calling fit again works."""
+        global_step = self.step.steps
+        if math.isfinite(loss):
+            what = (f"the loss grew to {loss:.4g}, more than {self.divergence_factor:g} times its first value "
+                    f"({self._loss_scale:.4g}, or 1 if smaller)")
+        else:
+            what = f"the loss became {loss}; " + self._first_bad_node(self._replay(batch, snapshot, rng_state, X, y,
+                                                                                   batch_size, shuffle))
+        arrays, steps = snapshot
+        self.step.compiled.hold(arrays)
+        self.step.steps = steps
+        self.rng.bit_generator.state = rng_state
+        raise NumericError(f"training stopped at step {global_step} (epoch {self.epoch + 1}, batch {batch + 1}): "
+                           f"{what}. The parameters are back to those from the start of epoch "
+                           f"{self.epoch + 1}, the last good ones; {self._advice()}, then call fit again.")
+
+    def _replay(self, batch, snapshot, rng_state, X, y, batch_size, shuffle):
+        """Replay the epoch from its snapshot up to the failing batch (same batches and
+        masks); returns that batch's feeds, with the parameters as the failing step found them."""
         arrays, steps = snapshot
         self.step.compiled.hold(arrays)
         self.step.steps = steps
@@ -187,13 +229,14 @@ class Trainer:
         rng.bit_generator.state = rng_state
         for b, (feeds, _) in enumerate(self._batches(rng, X, y, batch_size, shuffle)):
             if b == batch:
-                break
+                return feeds
             self.step(feeds)
-        culprit = self._first_bad_node(feeds)
-        global_step = self.step.steps  # the parameters are left as the failing step found them
-        raise NumericError(f"training stopped: the loss became {loss} at step {global_step} "
-                           f"(epoch {self.epoch + 1}, batch {batch + 1}); {culprit}. The parameters are "
-                           f"those from before that step; lower the learning rate or check the data.")
+        raise AssertionError("the failing batch was not replayed")  # unreachable: same data, same order
+
+    def _advice(self):
+        lr = self.optimizer.hyper.get("lr")
+        now = f", now {lr:g}" if plain_number(lr) else ""
+        return f"lower the learning rate (trainer.optimizer.hyper['lr']{now}) or check the data"
 
     def _first_bad_node(self, feeds):
         hyper = {HYPER_PREFIX + k: np.asarray(v, dtype=self.model.dtype)
@@ -221,18 +264,26 @@ class Trainer:
     def load(self, path):
         """Restore the full training state saved by `save`; training then resumes
         exactly where it stopped.  The checkpoint must come from the same model
-        graph and optimizer (checked by hash, and shape by shape)."""
+        graph and optimizer (checked by hash, and shape by shape).  Everything is
+        checked before anything changes: a bad checkpoint leaves the trainer as it was.
+
+        A plain-number hyperparameter (such as lr) that this trainer's optimizer
+        sets differently from the checkpoint keeps this trainer's value, with a
+        warning: the optimizer you pass is what you asked for."""
         expect = {f"state/{k}": (v.shape, v.dtype) for k, v in self.step.params.items()}
         from graphc.train import checkpoint
         arrays, meta = checkpoint.load(path, expect_graph_hash=self.graph_hash, expect_arrays=expect)
+        rng, history = checked_meta(path, meta, self.rng, self.optimizer, self.early_stopping)
+        chosen = {k: v for k, v in self.optimizer.hyper.items() if plain_number(v)}
         self.step.compiled.hold({k[len("state/"):]: v for k, v in arrays.items() if k.startswith("state/")})
         self.step.steps, self.epoch, self.seed = meta["step"], meta["epoch"], meta["seed"]
-        self.rng.bit_generator.state = meta["rng"]
-        self.optimizer.load_state_dict(meta["optimizer"])
-        self.history = History(meta["history"])
+        self.rng.bit_generator.state = rng.bit_generator.state
+        self.optimizer.load_state_dict(meta["optimizer"])  # checked on a copy: cannot fail now
+        keep_chosen_hyper(path, self.optimizer, chosen)
+        self.history = history
         if meta["early_stopping"] is not None:
             self.early_stopping = self.early_stopping or EarlyStopping()
-            self.early_stopping.load_state_dict(meta["early_stopping"])
+            self.early_stopping.load_state_dict(meta["early_stopping"])  # checked on a copy
             best = {k[len("best/"):]: v for k, v in arrays.items() if k.startswith("best/")}
             self.early_stopping.best_params = best or None
         return self
@@ -245,7 +296,7 @@ class Trainer:
         return X, y
 
     def _as_input(self, X):
-        X = np.ascontiguousarray(X, dtype=self.model.dtype)
+        X = _as_numbers("X", X, self.model.dtype)
         if X.shape[1:] != self.model.input_shape:
             raise GraphcError(f"X has shape {X.shape}; model {self.model.name!r} takes (batch, "
                               f"{', '.join(map(str, self.model.input_shape))})")
@@ -258,7 +309,9 @@ class Trainer:
         dtype = self._target_dtype()
         if np.dtype(dtype).kind == "i" and y.dtype.kind not in "iu":
             raise GraphcError(f"{self.model.loss!r} takes integer class labels, got {y.dtype}")
-        y = np.ascontiguousarray(y, dtype=dtype)
+        y = _as_numbers("y", y, dtype)
+        if y.dtype.kind == "f" and not np.all(np.isfinite(y)):
+            raise NumericError(f"y contains NaN or Inf; {self.model.loss!r} needs finite targets")
         classes = self.model.graph(True).shape(self.model.graph(True).outputs["output"])[-1]
         if y.dtype.kind == "i" and y.size and (y.min() < 0 or y.max() >= classes):
             bad = y[(y < 0) | (y >= classes)][0]
@@ -277,6 +330,23 @@ class Trainer:
 
     def _target_dtype(self):
         return self._target_spec()["dtype"]
+
+
+def _as_numbers(what, values, dtype):
+    """`values` as a contiguous array of `dtype`; text is refused even when it
+    parses as numbers ("1.5"), because a column of strings is a data bug."""
+    try:
+        arr = np.asarray(values)
+        if arr.dtype.kind in "USVO" and not (arr.dtype.kind == "O" and _all_numbers(arr)):
+            raise TypeError(f"it holds {arr.dtype.name if arr.dtype.kind != 'O' else 'Python objects'}, not numbers")
+        return np.ascontiguousarray(arr, dtype=dtype)
+    except (TypeError, ValueError) as e:
+        raise GraphcError(f"{what} cannot be read as {dtype} numbers: {e}") from None
+
+
+def _all_numbers(arr):
+    import numbers
+    return all(isinstance(v, numbers.Number) and not isinstance(v, bool) for v in arr.flat)
 
 
 def ckpt_graph_hash(graph):

@@ -6,6 +6,7 @@ batch norm on running statistics).  Both have inputs `X` (batch, *features)
 and `y` (the targets), outputs `loss` and `output`, and the same parameter
 names, so one dictionary of arrays serves both.
 """
+import numbers
 from dataclasses import dataclass
 
 import numpy as np
@@ -87,8 +88,11 @@ class Model:
     def __init__(self, layers, input_shape, loss="cross_entropy", weight_decay=0.0, dtype="float64", name="model"):
         if dtype not in ("float32", "float64"):
             raise GraphcError(f"Model: dtype must be float32 or float64, got {dtype!r}")
-        if not (isinstance(weight_decay, (int, float)) and np.isfinite(weight_decay) and weight_decay >= 0):
+        # numbers.Real takes numpy scalars (np.float32(1e-4)) as an optimizer's lr does
+        if isinstance(weight_decay, bool) or not isinstance(weight_decay, numbers.Real) or \
+                not np.isfinite(weight_decay) or weight_decay < 0:
             raise GraphcError(f"Model: weight_decay must be a finite number >= 0, got {weight_decay!r}")
+        weight_decay = float(weight_decay)
         self.net = as_layer(layers)
         assign_names(self.net)
         self.input_shape = tuple(input_shape)

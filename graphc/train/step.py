@@ -7,6 +7,7 @@ once, keeps the parameters and optimizer state on the backend (host arrays for
 numba CPU, device arrays for CUDA), and runs forward + backward + update in a
 single call into compiled code.
 """
+import networkx as nx
 import numpy as np
 
 from graphc import dsl as F
@@ -31,6 +32,7 @@ def build_step(graph, optimizer, loss=None, params=None, grad_norms=None):
     names = list(params) if params is not None else trainable_params(graph)
     if not names:
         raise GraphcError(f"graph {graph.name!r} has no params to train")
+    _check_reach_loss(graph, loss, names)
     g = grad(graph, loss=loss, wrt=names)
     hyper = {k: _hyper_input(g, k, g.dtype(g.find(names[0]))) for k in optimizer.input_keys()}
     norms = _grad_norm_outputs(g, grad_norms or {})
@@ -40,6 +42,22 @@ def build_step(graph, optimizer, loss=None, params=None, grad_norms=None):
     g.outputs = {k: g.outputs[k] for k in forward_outputs} | norms
     eliminate_dead_code(g)
     return g.validate(outputs_need_inputs=False)
+
+
+def _check_reach_loss(graph, loss, names):
+    """A param the loss does not depend on would get a zero gradient every step
+    and never train: almost always a wiring bug (a layer left out of the
+    forward pass), so it is an error, not a silent no-op.  Pass `params=`
+    without it to train the others."""
+    loss_node = graph.outputs.get(loss if loss is not None else "loss")
+    if loss_node is None:
+        return  # grad() names the problem with the loss itself
+    reached = nx.ancestors(graph.nx, loss_node)
+    stray = [name for name in names if graph.find(name) not in reached]
+    if stray:
+        raise GraphcError(f"graph {graph.name!r}: param(s) {', '.join(map(repr, stray))} do not reach the loss "
+                          f"{graph.name_of(loss_node)!r}, so their gradient is always zero and they would never "
+                          "train; use them in the forward pass, or leave them out of the params to train")
 
 
 def trainable_params(graph):

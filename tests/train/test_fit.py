@@ -3,6 +3,7 @@ grad norms, plots and checkpoint resume.  Oracles: NumPy by hand, gc.evaluate
 and gc.grad at the same parameters, and an uninterrupted run of the same seed."""
 import io
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -99,18 +100,26 @@ def test_early_stopping_stops_after_patience_and_restores_the_best_weights():
     assert trainer.evaluate(Xv, yv)["loss"] == pytest.approx(min(val), rel=1e-12)
 
 
-def test_divergence_stops_with_the_step_and_first_bad_node_and_keeps_finite_params():
-    X, y = blobs(64)
+def diverging_trainer(lr):
     model = Model([Dense(32, "relu", init="he_normal"), Dense(3)], input_shape=(2,), name="diverge")
-    trainer = Trainer(model, SGD(lr=1e6), backend="python")
+    return Trainer(model, SGD(lr=lr), backend="python")
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # the overflow is the point
+def test_divergence_stops_with_the_step_and_first_bad_node_and_keeps_the_epoch_start_params():
+    X, y = blobs(64)
+    trainer = diverging_trainer(0.1)
+    trainer.fit(X, y, epochs=1, batch_size=16)  # one good epoch
+    good = {k: v.copy() for k, v in trainer.step.params.items()}
+    trainer.optimizer.hyper["lr"] = 1e200  # one step makes the weights ~1e200: the next forward overflows
     with pytest.raises(NumericError) as err:
         trainer.fit(X, y, epochs=50, batch_size=16)
     message = str(err.value)
-    assert "at step" in message and "first non-finite value: node '" in message
-    step = int(message.split("at step ")[1].split()[0])
-    assert step == trainer.step.steps  # the parameters are those the failing step started from
-    assert all(np.all(np.isfinite(v)) for v in trainer.params.values())
-    # the named node really is the first non-finite one at these parameters
+    assert "training stopped at step" in message and "(epoch 2, batch " in message
+    assert "first non-finite value: node '" in message
+    assert trainer.epoch == 1 and trainer.step.steps == 4  # back at the start of epoch 2
+    assert all(np.array_equal(good[k], v) for k, v in trainer.step.params.items())  # params and optimizer state
+    # the named node really is a node of the step graph
     node = message.split("first non-finite value: node '")[1].split("'")[0]
     graph = trainer.step.graph
     assert graph.toposort().index(graph.find(node)) >= 0
@@ -243,3 +252,158 @@ def test_bad_data_is_one_clear_error(X, y, match):
     trainer = Trainer(small_model(), SGD(lr=0.1), backend="python")
     with pytest.raises(GraphcError, match=match):
         trainer.fit(X, y, epochs=1)
+
+
+# ----- careless use (issue 13): one clear error that names the culprit ----------------------
+def python_trainer(model=None, optimizer=None):
+    return Trainer(model or small_model(), optimizer or SGD(lr=0.1), backend="python")
+
+
+@pytest.fixture(scope="module")
+def trainer():
+    return python_trainer()
+
+
+@pytest.mark.parametrize("X, y, match", [
+    (np.zeros((0, 2)), np.zeros(0, "int64"), "fit: X and y hold 0 samples"),
+    (np.array([["1.5", "2"]] * 4), np.zeros(4, "int64"), "X cannot be read as float64 numbers: it holds str"),
+    (np.array([[b"a", b"b"]] * 4), np.zeros(4, "int64"), "X cannot be read as float64 numbers: it holds bytes"),
+    (np.array([[1.0, None]] * 4, dtype=object), np.zeros(4, "int64"), "X cannot be read as float64 numbers"),
+    ([[1.0, 2.0], [3.0]], [0, 1], "X cannot be read as float64 numbers"),
+    (np.zeros((4, 2)), np.array(["0", "1", "2", "0"]), "takes integer class labels, got <U1"),
+])
+def test_data_that_is_no_data_is_one_clear_error(trainer, X, y, match):
+    before = trainer.step.steps
+    with pytest.raises(GraphcError, match=match):
+        trainer.fit(X, y, epochs=1)
+    assert trainer.step.steps == before
+
+
+@pytest.mark.parametrize("n, split", [(5, 0.999), (1, 0.5)])
+def test_a_validation_split_that_leaves_nothing_to_train_on_is_refused(trainer, n, split):
+    X, y = blobs(n)
+    with pytest.raises(GraphcError, match=f"validation_split={split} holds out all {n} samples, leaving 0 to train on"):
+        trainer.fit(X, y, epochs=1, validation_split=split)
+
+
+def test_empty_validation_data_is_refused_before_training(trainer):
+    X, y = blobs(8)
+    with pytest.raises(GraphcError, match="fit: validation_data holds 0 samples"):
+        trainer.fit(X, y, epochs=1, validation_data=(np.zeros((0, 2)), np.zeros(0, "int64")))
+    assert trainer.epoch == 0
+
+
+def test_evaluate_on_no_samples_is_an_error_not_loss_zero(trainer):
+    with pytest.raises(GraphcError, match="evaluate: X and y hold 0 samples"):
+        trainer.evaluate(np.zeros((0, 2)), np.zeros(0, "int64"))
+    X, y = blobs(8)
+    assert trainer.evaluate(X, y)["loss"] > 0.1  # a real evaluation still works
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_a_non_finite_regression_target_is_refused_up_front(bad):
+    regress = python_trainer(Model([Dense(1)], input_shape=(2,), loss="mse", name="reg"))
+    y = np.zeros((6, 1))
+    y[4, 0] = bad
+    with pytest.raises(NumericError, match="y contains NaN or Inf; MeanSquaredError"):
+        regress.fit(np.ones((6, 2)), y, epochs=1)
+    assert regress.step.steps == 0
+    with pytest.raises(GraphcError, match=r"y cannot be read as float64 numbers: it holds str"):
+        regress.fit(np.ones((6, 2)), np.full((6, 1), "0.5"), epochs=1)
+
+
+@pytest.mark.parametrize("value", [np.float32(1e-3), np.float64(1e-3), np.int64(0), 1e-3])
+def test_weight_decay_takes_numpy_scalars_as_lr_does(value):
+    model = small_model(weight_decay=value)
+    assert model.weight_decay == float(value) and type(model.weight_decay) is float
+
+
+@pytest.mark.parametrize("value", [True, "1e-3", -1e-3, np.float32(np.nan)])
+def test_a_bad_weight_decay_is_refused(value):
+    with pytest.raises(GraphcError, match="Model: weight_decay must be a finite number >= 0"):
+        small_model(weight_decay=value)
+
+
+def test_a_param_that_does_not_reach_the_loss_is_an_error_not_a_silent_zero_gradient():
+    from graphc.train.step import build_step
+
+    def net(X, W, V, y):
+        loss = gc.cross_entropy(X @ W, y)
+        unused = V * 2.0
+        return {"loss": loss, "aux": unused}
+    graph = gc.trace(net, ("N", 2), gc.Param((2, 3)), gc.Param((3,)), gc.Input(("N",), "int64"), name="stray")
+    with pytest.raises(GraphcError, match=r"graph 'stray': param\(s\) 'V' do not reach the loss 'loss'.*never train"):
+        build_step(graph, SGD(lr=0.1), loss="loss")
+    assert build_step(graph, SGD(lr=0.1), loss="loss", params=["W"]).updates  # leaving it out is the way
+
+
+def test_resuming_with_a_new_learning_rate_uses_it_and_says_so(tmp_path):
+    X, y = blobs(20)
+    first = python_trainer(optimizer=SGD(lr=0.1))
+    first.fit(X, y, epochs=1, batch_size=10, checkpoint=tmp_path / "a.npz")
+    second = python_trainer(optimizer=SGD(lr=0.01))
+    with pytest.warns(UserWarning, match=r"with this trainer's lr=0.01 \(the checkpoint trained with 0.1\)"):
+        second.fit(X, y, epochs=2, batch_size=10, checkpoint=tmp_path / "a.npz", resume=True)
+    assert second.optimizer.hyper["lr"] == 0.01 and second.history.metrics["lr"] == [0.1, 0.01]
+    same = python_trainer(optimizer=SGD(lr=0.01))  # the rate the checkpoint now records
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the same rate: nothing to say
+        same.load(tmp_path / "a.npz")
+
+
+FIELDS = ["step", "epoch", "seed", "rng", "optimizer", "history", "early_stopping"]
+
+
+@pytest.fixture(scope="module")
+def saved_run(tmp_path_factory):
+    path = tmp_path_factory.mktemp("run") / "run.npz"
+    X, y = blobs(20)
+    python_trainer(optimizer=Adam(lr=0.01)).fit(X, y, epochs=1, batch_size=10, checkpoint=path)
+    return checkpoint.load(path)
+
+
+@pytest.mark.parametrize("field, value", [(f, None) for f in FIELDS] + [
+    ("rng", {"bit_generator": "PCG64", "state": "garbage"}), ("rng", "x"), ("step", -1), ("epoch", 1.5),
+    ("optimizer", {"type": "SGD", "hyper": {"lr": 0.1}}), ("history", [1, 2]), ("early_stopping", {"best": 1.0})])
+def test_bad_checkpoint_metadata_is_refused_before_anything_changes(tmp_path, saved_run, field, value):
+    arrays, meta = saved_run
+    meta = {k: v for k, v in meta.items() if k != field} if value is None else {**meta, field: value}
+    checkpoint.save(tmp_path / "bad.npz", arrays, meta)
+    fresh = python_trainer(optimizer=Adam(lr=0.01))
+    before = ({k: v.copy() for k, v in fresh.step.params.items()}, fresh.rng.bit_generator.state,
+              fresh.optimizer.state_dict(), fresh.history.to_dict(), fresh.epoch, fresh.step.steps)
+    with pytest.raises(checkpoint.CheckpointError, match="nothing was loaded") as err:
+        fresh.load(tmp_path / "bad.npz")
+    if value is None or field in ("rng", "step", "epoch"):
+        assert f"{field!r}" in str(err.value)
+    after = ({k: v.copy() for k, v in fresh.step.params.items()}, fresh.rng.bit_generator.state,
+             fresh.optimizer.state_dict(), fresh.history.to_dict(), fresh.epoch, fresh.step.steps)
+    for k, v in before[0].items():
+        np.testing.assert_array_equal(after[0][k], v, err_msg=k)
+    assert after[1:] == before[1:]
+
+
+def test_a_finite_but_exploding_loss_stops_and_the_advice_works_when_followed():
+    X, y = blobs(64)
+    trainer = diverging_trainer(1e6)  # the issue's case: the loss reaches ~1e27 and stays finite
+    start = {k: v.copy() for k, v in trainer.step.params.items()}
+    with pytest.raises(NumericError) as err:
+        trainer.fit(X, y, epochs=20, batch_size=16)
+    message = str(err.value)
+    assert "the loss grew to" in message and "more than 10000 times its first value" in message
+    assert "lower the learning rate (trainer.optimizer.hyper['lr'], now 1e+06)" in message
+    assert "then call fit again" in message
+    assert trainer.epoch == 0 and trainer.step.steps == 0
+    for k, v in start.items():  # the last good parameters: the epoch's start
+        np.testing.assert_array_equal(trainer.step.params[k], v, err_msg=k)
+    trainer.optimizer.hyper["lr"] = 0.1  # follow the advice
+    losses = trainer.fit(X, y, epochs=5, batch_size=16).metrics["loss"]
+    assert all(math.isfinite(v) for v in losses) and losses[-1] < 0.5 * losses[0]
+
+
+def test_the_divergence_factor_is_measured_from_the_first_loss():
+    trainer = diverging_trainer(0.1)
+    assert Trainer.divergence_factor == 1e4
+    assert trainer._loss_limit(3.0) == 3e4  # the first loss sets the scale
+    assert trainer._loss_limit(1e3) == 3e4
+    assert diverging_trainer(0.1)._loss_limit(0.01) == 1e4  # at least 1
