@@ -28,7 +28,7 @@ class Case:
     @property
     def smooth(self):
         """Finite, non-empty, and clear of kinks: where finite differences are an oracle."""
-        return self.name not in ("special", "kinks", "0d_zero") and all(
+        return self.name not in ("special", "kinks", "0d_zero", "base0") and all(
             a.size and np.all(np.isfinite(a)) for a in self.arrays if a.dtype.kind == "f")
 
 
@@ -80,6 +80,8 @@ def elementwise_cases(op):
         special = [Case("special", [z, y])]
     else:
         special = [Case("special", _pairs(SPECIAL), attrs), Case("kinks", _pairs(KINKS), attrs)]
+    if op.name == "pow":  # issue 12: x**0 at x = 0, and the exponent's gradient at base 0
+        special.append(Case("base0", [np.array([0.0, 0.0, 0.0, 0.0, 2.0, 3.0]), np.array([0.0, 1.0, 2.0, 3.0, 0.0, 2.5])]))
     # ops defined only for positive operand 0 (log, sqrt, pow's exponent gradient) get positive smooth cases
     positive = {r.get(0) for r in op.proof.get("regions", [])} == {"positive"}
     x = (lambda shape: rng.uniform(0.5, 2, shape)) if positive else rng.standard_normal  # noqa: E731
