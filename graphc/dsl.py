@@ -420,7 +420,7 @@ def _bind_specs(fn, specs, kw_specs):
     missing = [n for n in named if n not in bound]
     if missing:
         raise GraphcError(f"trace({label}): the function takes {len(named)} parameter(s) but got "
-                          f"{len(specs) + len(kw_specs)} spec(s); no spec for {', '.join(missing)}")
+                          f"{len(specs) + len(kw_specs)} spec(s); no spec for parameter(s) {', '.join(missing)}")
     leaves = [(p.name, bound[p.name]) for p in fixed]
     leaves += [(f"{var.name}_{i}", spec) for i, spec in enumerate(extra)]
     leaves += [(p.name, bound[p.name]) for p in kw_only]

@@ -288,7 +288,7 @@ def test_trace_star_args_may_be_empty_and_keyword_only_params_are_bound():
 
 @pytest.mark.parametrize("specs,kw,match", [
     (((), ()), {}, r"trace\(two\): the function takes 1 parameter\(s\) \(a\) but got 2 positional spec\(s\)"),
-    ((), {}, r"trace\(two\): the function takes 1 parameter\(s\) but got 0 spec\(s\); no spec for a"),
+    ((), {}, r"trace\(two\): the function takes 1 parameter\(s\) but got 0 spec\(s\); no spec for parameter\(s\) a"),
     (((),), {"b": ()}, r"trace\(two\): no parameter 'b'"),
     (((),), {"a": ()}, r"trace\(two\): parameter 'a' has a positional and a keyword spec"),
     ((3,), {}, r"parameter 'a' has spec 3"),

@@ -221,3 +221,26 @@ def test_compiled_backends_match_evaluate(backend, kind):
     assert set(got) == set(want)
     for name in want:
         assert_same(got[name], want[name], f"{backend} {kind}: output {name}")
+
+
+# ----- +-inf and nan as constants (issue 12: the python backend wrote `inf`) -----------------
+@pytest.mark.parametrize("backend", [
+    "evaluate",
+    pytest.param("python", marks=pytest.mark.xfail(strict=True, reason="emitter: float literals written with repr() "
+                                                    "(NameError: name 'inf' is not defined)")),
+    "numba", "cuda"])
+def test_infinite_and_nan_constants(backend):
+    def f(x):
+        lo = gc.maximum(x, float("-inf"))      # -inf is the identity of maximum
+        hi = gc.minimum(x * 2.0, np.inf)       # so is +inf of minimum
+        return {"lo": lo, "hi": hi, "n": x + np.nan, "s": gc.sum(lo * hi)}
+    g = gc.grad(gc.trace(f, (4,)), loss="s", wrt=["x"])
+    x = np.array([-1.5, 0.0, 2.0, np.inf])
+    out = run_graphc(g, {"x": x}, backend)
+    assert_same(out["lo"], x, "maximum with -inf")
+    assert_same(out["hi"], 2.0 * x, "minimum with inf")
+    assert_same(out["n"], np.full(4, np.nan), "plus nan")
+    torch = pytest.importorskip("torch")
+    t = torch.tensor(x, requires_grad=True)
+    (torch.maximum(t, torch.tensor(-np.inf)) * torch.minimum(2 * t, torch.tensor(np.inf))).sum().backward()
+    assert_same(out["g_x"], t.grad.numpy(), "gradient")
