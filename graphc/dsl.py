@@ -5,14 +5,13 @@ shape error points at the line of the model that caused it.
 """
 import builtins
 import contextlib
-import inspect
-import sys
 from dataclasses import dataclass
 
 import numpy as np
 
 from graphc import shapes as S
-from graphc.errors import DTypeError, GraphcError
+from graphc.errors import DTypeError, GraphcError, ShapeError
+from graphc.errors import where as where_
 from graphc.ir import Graph
 from graphc.ops.registry import FLOATS
 
@@ -217,13 +216,24 @@ def matmul(a, b, name=None):
 
 
 def transpose(x, perm=None, name=None):
-    perm = tuple(reversed(range(x.ndim))) if perm is None else tuple(perm)
+    """Permute axes; negative entries count from the end, as in NumPy (stored normalized)."""
+    perm = tuple(reversed(range(x.ndim))) if perm is None else _checked(S.normalize_perm, "transpose", name, x, tuple(perm))
     return apply("transpose", x, perm=perm, name=name)
 
 
 def reshape(x, shape, name=None):
-    shape = tuple(shape)
+    """Reshape; one -1 entry is inferred from the size, as in NumPy (stored resolved)."""
+    shape = _checked(S.resolve_reshape, "reshape", name, x, tuple(shape))
     return x if shape == x.shape and name is None else apply("reshape", x, shape=shape, name=name)
+
+
+def _checked(normalize, op, name, x, attr):
+    """Normalize an attr before the node exists; an error names the node to be, its op and operand."""
+    try:
+        return normalize(attr, x.ndim) if op == "transpose" else normalize(x.shape, attr)
+    except ShapeError as e:
+        label = name or f"{op}({x.name})"
+        raise ShapeError(where_(label, op, f"operand '{x.name}' {S.fmt(x.shape)}: {e}")) from None
 
 
 def broadcast_to(x, shape, name=None):
@@ -242,6 +252,10 @@ def unbroadcast(g, shape):
 
 
 def _axes(x, axis):
+    """Axes normalized (sorted, non-negative); on a 0-d value axis 0 or -1 means
+    no axis, as PyTorch allows, so a reduction of a scalar is that scalar."""
+    if x.ndim == 0 and not isinstance(axis, bool) and isinstance(axis, int) and axis in (0, -1):
+        return ()
     return S.normalize_axes(axis, x.ndim)
 
 
@@ -264,20 +278,39 @@ def mean(x, axis=None, keepdims=False, name=None):
     dims = [x.shape[a] for a in axes]
     if S.is_concrete(dims):
         n = int(np.prod(dims))
+        if n == 0:  # the mean of nothing is nan, as in NumPy (0 * nan keeps the shape)
+            return mul(total, constant(x.graph, np.nan, x.dtype, exact="nan"), name=name)
         return mul(total, constant(x.graph, 1.0 / n, x.dtype, exact=f"1/{n}"), name=name)
     return div(total, count(x, axes), name=name)
 
 
+def _scalar_as_vector(x, axis):
+    """A 0-d operand with axis -1, 0 or None is taken as a 1-vector, as PyTorch does."""
+    if x.ndim == 0 and (axis is None or (not isinstance(axis, tuple) and axis in (-1, 0))):
+        return reshape(x, (1,))
+    return None
+
+
 def logsumexp(x, axis=-1, keepdims=False, name=None):
+    vec = _scalar_as_vector(x, axis)
+    if vec is not None:  # logsumexp of one value is that value
+        return reshape(apply("logsumexp", vec, axes=(0,), keepdims=False), (), name=name)
     return apply("logsumexp", x, axes=_axes(x, axis), keepdims=bool(keepdims), name=name)
 
 
+def _along_axis(op, x, axis, name):
+    vec = _scalar_as_vector(x, axis)
+    if vec is not None:
+        return reshape(apply(op, vec, axis=0), (), name=name)
+    return apply(op, x, axis=_axes(x, axis)[0], name=name)
+
+
 def softmax(x, axis=-1, name=None):
-    return apply("softmax", x, axis=_axes(x, axis)[0], name=name)
+    return _along_axis("softmax", x, axis, name)
 
 
 def log_softmax(x, axis=-1, name=None):
-    return apply("log_softmax", x, axis=_axes(x, axis)[0], name=name)
+    return _along_axis("log_softmax", x, axis, name)
 
 
 def one_hot(labels, depth, dtype="float64", name=None):
@@ -336,60 +369,5 @@ class Builder:
         return self.graph.validate()
 
 
-def trace(fn, *specs, name=None, dtype="float64", **kw_specs):
-    """Trace a Python function of symbolic values into a validated Graph.
-
-    Each parameter gets a spec: Input(shape, dtype), Param(shape, dtype), or a
-    shape tuple (an input).  Local variables that hold values name their nodes,
-    so `a = x1 + x2` becomes node `a`.
-    """
-    builder = Builder(name or fn.__name__, dtype)
-    params = list(inspect.signature(fn).parameters)
-    bound = dict(zip(params, specs)) | kw_specs
-    missing = [p for p in params if p not in bound]
-    if missing:
-        raise GraphcError(f"trace({fn.__name__}): no spec for parameter(s) {', '.join(missing)}")
-    args = [_make_leaf(builder, p, bound[p]) for p in params]
-    result, local_vars = _call_recording_locals(fn, args)
-    _name_from_locals(builder.graph, local_vars)
-    outs = result if isinstance(result, dict) else dict(enumerate(result if isinstance(result, (tuple, list)) else [result]))
-    for key, v in outs.items():
-        if not isinstance(v, Value):
-            raise GraphcError(f"trace({fn.__name__}): output {key!r} is {type(v).__name__}, not a symbolic value")
-        if v.graph is not builder.graph:  # misuse (issue 13): a value captured from another trace
-            raise GraphcError(f"trace({fn.__name__}): output {key!r} belongs to graph {v.graph.name!r}, not to this "
-                              "trace; build it from this function's arguments")
-        builder.graph.set_output(v.node, key if isinstance(key, str) else None)
-    return builder.graph.validate()
-
-
-def _make_leaf(builder, pname, spec):
-    if isinstance(spec, (tuple, list)):
-        spec = Input(tuple(spec))
-    return builder._leaf(spec.op, pname, spec.shape, spec.dtype)
-
-
-def _call_recording_locals(fn, args):
-    """Run fn and capture its local variables at return (to name nodes after them)."""
-    captured = {}
-    code = getattr(fn, "__code__", None)
-
-    def profiler(frame, event, arg):
-        if event == "return" and frame.f_code is code:
-            captured.update(frame.f_locals)
-
-    old = sys.getprofile()
-    sys.setprofile(profiler)
-    try:
-        result = fn(*args)
-    finally:
-        sys.setprofile(old)
-    return result, captured
-
-
-def _name_from_locals(graph, local_vars):
-    for var, v in local_vars.items():
-        if isinstance(v, Value) and v.graph is graph and v.op not in ("input", "param"):
-            auto = v.name.startswith(v.op + "_")
-            if auto and var not in graph._by_name:
-                graph.rename(v.node, var)
+# trace lives in graphc.tracing (it needs Builder, Input and Param from here)
+from graphc.tracing import trace  # noqa: E402,F401

@@ -6,6 +6,8 @@ one graph serves every minibatch size.
 """
 from math import prod
 
+import numpy as np
+
 from graphc.errors import ShapeError
 
 
@@ -40,6 +42,58 @@ def normalize_axes(axes, rank):
             raise ShapeError(f"axis {a} is out of range for rank {rank}")
         out.append(a % rank)
     return tuple(sorted(set(out)))
+
+
+def normalize_perm(perm, rank):
+    """A permutation with negative entries counted from the end, checked against the rank."""
+    out = []
+    for p in perm:
+        if isinstance(p, bool) or not isinstance(p, (int, np.integer)):
+            raise ShapeError(f"perm entry {p!r} is not an integer")
+        if not -rank <= p < rank:
+            raise ShapeError(f"perm {tuple(perm)} has axis {p}, out of range for rank {rank}")
+        out.append(int(p) % rank)
+    if sorted(out) != list(range(rank)):
+        raise ShapeError(f"perm {tuple(perm)} is not a permutation of {rank} axes")
+    return tuple(out)
+
+
+def resolve_reshape(old, new):
+    """`new` with one -1 entry replaced by the size that keeps the element count.
+
+    With symbolic dims, -1 resolves to the one symbol left over (times no
+    integer factor), or to an integer when every symbol is matched.
+    """
+    holes = [i for i, d in enumerate(new) if d == -1 and not isinstance(d, str)]
+    if not holes:
+        return new
+    if len(holes) > 1:
+        raise ShapeError(f"reshape target {fmt(new)} has more than one -1")
+    rest = new[:holes[0]] + new[holes[0] + 1:]
+    return new[:holes[0]] + (_missing_factor(old, rest, new),) + new[holes[0] + 1:]
+
+
+def _missing_factor(old, rest, new):
+    bad = ShapeError(f"cannot reshape {fmt(old)} into {fmt(new)}")
+    syms = sorted(d for d in old if isinstance(d, str))
+    for d in rest:
+        if isinstance(d, str):
+            if d not in syms:
+                raise bad
+            syms.remove(d)
+    have = prod(d for d in old if isinstance(d, int))
+    known = prod(d for d in rest if isinstance(d, int))
+    if known == 0:  # any size fits: NumPy and PyTorch refuse it as ambiguous
+        raise ShapeError(f"cannot reshape {fmt(old)} into {fmt(new)}: -1 next to a 0 is ambiguous")
+    if have % known:
+        raise bad
+    factor = have // known
+    if not syms:
+        return factor
+    if len(syms) == 1 and factor == 1:
+        return syms[0]
+    raise ShapeError(f"cannot reshape {fmt(old)} into {fmt(new)}: -1 would stand for "
+                     f"{'*'.join([str(factor)] * (factor != 1) + syms)}, which is not one dimension")
 
 
 def reduced(shape, axes, keepdims):

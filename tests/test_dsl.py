@@ -253,3 +253,111 @@ def test_cast_and_broadcast_helpers():
     assert y.shape == (2, 3)
     assert gc.unbroadcast(y, (3,)).shape == (3,)
     assert gc.cast(x, "float32").dtype == "float32"
+
+
+# ----- trace: one spec per parameter (issue 12) ----------------------------------------
+def _chain(x, *Ws):
+    h = x
+    for W in Ws:
+        h = h @ W
+    return gc.sum(h)
+
+
+def test_trace_star_args_get_one_spec_each():
+    g = gc.trace(_chain, (2, 3), *[gc.Param((3, 3))] * 6)
+    assert [g.name_of(n) for n in g.params] == [f"Ws_{i}" for i in range(6)]
+    assert len(g.nodes_with_op("matmul")) == 6  # six layers, not one
+    x, Ws = RNG.standard_normal((2, 3)), [RNG.standard_normal((3, 3)) for _ in range(6)]
+    want = x
+    for W in Ws:
+        want = want @ W
+    got = gc.evaluate(g, x=x, **{f"Ws_{i}": W for i, W in enumerate(Ws)}).outputs
+    np.testing.assert_allclose(next(iter(got.values())), want.sum(), rtol=1e-13)
+
+
+def test_trace_star_args_may_be_empty_and_keyword_only_params_are_bound():
+    g = gc.trace(_chain, (2, 3))
+    assert not g.params and not g.nodes_with_op("matmul")
+
+    def scaled(x, *, k):
+        return x * k
+    g = gc.trace(scaled, (3,), k=())
+    (out,) = gc.evaluate(g, x=np.ones(3), k=2.0).outputs.values()
+    np.testing.assert_allclose(out, [2.0] * 3)
+
+
+@pytest.mark.parametrize("specs,kw,match", [
+    (((), ()), {}, r"trace\(two\): the function takes 1 parameter\(s\) \(a\) but got 2 positional spec\(s\)"),
+    ((), {}, r"trace\(two\): the function takes 1 parameter\(s\) but got 0 spec\(s\); no spec for parameter\(s\) a"),
+    (((),), {"b": ()}, r"trace\(two\): no parameter 'b'"),
+    (((),), {"a": ()}, r"trace\(two\): parameter 'a' has a positional and a keyword spec"),
+    ((3,), {}, r"parameter 'a' has spec 3"),
+])
+def test_trace_refuses_a_spec_count_that_does_not_match(specs, kw, match):
+    def two(a):
+        return a * 2.0
+    with pytest.raises(gc.GraphcError, match=match):
+        gc.trace(two, *specs, **kw)
+
+
+# ----- axes, perms and -1, normalized when built (issue 12) --------------------------------
+def test_negative_perm_and_reshape_minus_one_are_normalized():
+    x = RNG.standard_normal((2, 3, 4))
+    g = gc.trace(lambda x: {"t": gc.transpose(x, (-1, 0, -2)), "r": gc.reshape(x, (-1, 4)),
+                            "m": x.reshape(2, -1, 2), "s": gc.softmax(x, axis=-2), "u": gc.sum(x, axis=(-1, 0))}, (2, 3, 4))
+    attrs = {k: g.node(n)["attrs"] for k, n in g.outputs.items()}
+    assert attrs["t"]["perm"] == (2, 0, 1)
+    assert attrs["r"]["shape"] == (6, 4) and attrs["m"]["shape"] == (2, 6, 2)
+    assert attrs["s"]["axis"] == 1 and attrs["u"]["axes"] == (0, 2)
+    out = gc.evaluate(g, x=x).outputs
+    np.testing.assert_array_equal(out["t"], np.transpose(x, (-1, 0, -2)))
+    np.testing.assert_array_equal(out["r"], x.reshape(-1, 4))
+    np.testing.assert_array_equal(out["u"], x.sum(axis=(-1, 0)))
+
+
+def test_reshape_minus_one_with_a_symbolic_dim():
+    g = gc.trace(lambda x: gc.reshape(x, (-1, 2, 3)), ("N", 6))
+    assert g.shape(next(iter(g.outputs.values()))) == ("N", 2, 3)
+
+
+@pytest.mark.parametrize("fn,shape,match", [
+    (lambda x: gc.reshape(x, (-1, 5)), (2, 3, 4), r"cannot reshape \(2, 3, 4\) into \(-1, 5\)"),
+    (lambda x: gc.reshape(x, (-1, -1)), (2, 3), "more than one -1"),
+    (lambda x: gc.reshape(x, (-1, 0)), (2, 0), "ambiguous"),
+    (lambda x: gc.reshape(x, (-1,)), ("N", 3), "3\\*N, which is not one dimension"),
+    (lambda x: gc.transpose(x, (0, -2)), (2, 3), r"not a permutation"),
+    (lambda x: gc.transpose(x, (0, 2)), (2, 3), "out of range for rank 2"),
+    (lambda x: gc.max(x, axis=1), (3, 0), "size 0, has no value"),
+])
+def test_bad_axes_give_one_clear_shape_error(fn, shape, match):
+    with pytest.raises(gc.ShapeError, match=match) as info:
+        gc.trace(fn, shape)
+    assert "node '" in str(info.value)
+
+
+# ----- empty axes and 0-d operands (issue 12) -------------------------------------------------
+def test_mean_over_an_empty_axis_is_nan_as_numpy():
+    x = np.zeros((3, 0))
+    g = gc.trace(lambda x: {"m": gc.mean(x, axis=1), "k": gc.mean(x, axis=0), "a": gc.mean(x)}, (3, 0))
+    out = gc.evaluate(g, x=x).outputs
+    with np.errstate(all="ignore"), pytest.warns(RuntimeWarning):
+        want = {"m": x.mean(axis=1), "k": x.mean(axis=0), "a": x.mean()}
+    for k in want:
+        np.testing.assert_array_equal(out[k], want[k])
+    gg = gc.grad(gc.trace(lambda x: gc.sum(gc.mean(x, axis=1)), (3, 0)))
+    assert gc.evaluate(gg, x=x).grad("x").shape == (3, 0)
+    n = gc.trace(lambda x: gc.mean(x, axis=0), ("N", 2))  # a symbolic batch of 0: 0 / 0
+    (out,) = gc.evaluate(n, x=np.zeros((0, 2))).outputs.values()
+    np.testing.assert_array_equal(out, [np.nan, np.nan])
+
+
+def test_softmax_family_and_reductions_of_a_0d_value_as_pytorch():
+    torch = pytest.importorskip("torch")
+    g = gc.trace(lambda s: {"sm": gc.softmax(s), "ls": gc.log_softmax(s, axis=0), "lse": gc.logsumexp(s),
+                            "sum": gc.sum(s, axis=-1), "max": gc.max(s, axis=0), "mean": gc.mean(s, axis=-1)}, ())
+    out = gc.evaluate(g, s=1.5).outputs
+    t = torch.tensor(1.5, dtype=torch.float64)
+    want = {"sm": t.softmax(-1), "ls": t.log_softmax(0), "lse": t.logsumexp(-1), "sum": t.sum(-1),
+            "max": t.amax(0), "mean": t.mean(-1)}
+    for k, v in want.items():
+        assert out[k].shape == () and float(out[k]) == pytest.approx(float(v), rel=1e-15), k

@@ -36,10 +36,37 @@ elementwise("mul", 2, np.multiply, lambda a, b: a * b,
 elementwise("div", 2, np.divide, lambda a, b: a / b,
             lambda c, i: 1.0 / c.x[1] if i == 0 else -c.out / c.x[1], "a / b",
             proof={"regions": [{1: POS}]})
+
+
+def _const_scalar(v):
+    """The value of a 0-d constant operand, or None: known exponents need no `where`."""
+    if v.op != "const" or v.shape != ():
+        return None
+    return float(v.graph.node(v.node)["attrs"]["value"])
+
+
+def _pow_deriv(c, i):
+    """PyTorch's conventions, with no NaN and no log(0) on the way (see docs/semantics.md):
+    d/da = 0 where b == 0 (x**0 is constant), else b * a**(b-1);
+    d/db = 0 where a == 0 and b >= 0, -a**b (= -inf) where a == 0 and b < 0, else a**b log a."""
+    F, (a, b) = c.F, c.x
+    if i == 0:
+        known = _const_scalar(b)
+        if known is not None:
+            return c.const(0.0) if known == 0.0 else b * a ** (known - 1.0)
+        zero_b = F.eq(b, 0.0)
+        return F.where(zero_b, 0.0, b * a ** (F.where(zero_b, 1.0, b) - 1.0))
+    known = _const_scalar(a)
+    if known is not None and known > 0:
+        return c.out * c.const(float(np.log(known)))
+    zero_a = F.eq(a, 0.0)
+    log_a = F.log(F.where(zero_a, 1.0, a))  # log never sees 0; a < 0 gives NaN as in PyTorch
+    return F.where(zero_a, F.where(b >= 0.0, 0.0, -c.out), c.out * log_a)
+
+
 # d/db a**b = a**b log a is only real for a > 0, the region the proof covers.
-elementwise("pow", 2, np.power, lambda a, b: a ** b,
-            lambda c, i: c.x[1] * c.x[0] ** (c.x[1] - 1.0) if i == 0 else c.out * c.F.log(c.x[0]),
-            "a ** b", proof={"regions": [{0: POS}]})
+elementwise("pow", 2, np.power, lambda a, b: a ** b, _pow_deriv,
+            "a ** b; gradients at a = 0 follow PyTorch", proof={"regions": [{0: POS}]})
 elementwise("maximum", 2, np.maximum, lambda a, b: sympy.Max(a, b),
             lambda c, i: c.F.cast(c.x[i] > c.x[1 - i], c.dtype) + 0.5 * c.F.cast(c.F.eq(c.x[0], c.x[1]), c.dtype),
             "elementwise max; ties split the gradient evenly",

@@ -18,7 +18,7 @@ def _axis_of(shape, attrs):
 
 def logsumexp_ref(a, axes, keepdims):
     """max + log(sum(exp(a - max))): exact, and never overflows."""
-    m = np.max(a, axis=axes, keepdims=True)
+    m = np.max(a, axis=axes, keepdims=True, initial=-np.inf)  # an empty axis gives -inf, as PyTorch
     m = np.where(np.isfinite(m), m, 0)
     out = m + np.log(np.sum(np.exp(a - m), axis=axes, keepdims=True))
     return out if keepdims else np.squeeze(out, axis=axes)

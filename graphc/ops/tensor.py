@@ -13,6 +13,14 @@ def _reduce_shape(shapes, attrs):
     return S.reduced(shapes[0], S.normalize_axes(attrs["axes"], len(shapes[0])), attrs["keepdims"])
 
 
+def _max_shape(shapes, attrs):
+    """A max over an empty axis has no identity: refused when built, as NumPy and PyTorch refuse it."""
+    empty = [a for a in S.normalize_axes(attrs["axes"], len(shapes[0])) if shapes[0][a] == 0]
+    if empty:
+        raise ShapeError(f"max over axis {empty[0]} of {S.fmt(shapes[0])}, which has size 0, has no value")
+    return _reduce_shape(shapes, attrs)
+
+
 def _keep_shape(ctx):
     """The reduced shape with kept axes, so a reduced gradient broadcasts back."""
     return S.reduced(ctx.x[0].shape, ctx.attrs["axes"], True)
@@ -51,7 +59,7 @@ register(OpDef(
     proof={"shapes": [(2, 3)], "attrs": {"axes": (1,), "keepdims": False}},
     doc="sum over axes"))
 register(OpDef(
-    name="max", arity=1, kind="reduce", shape_rule=_reduce_shape, dtype_rule=first_float,
+    name="max", arity=1, kind="reduce", shape_rule=_max_shape, dtype_rule=first_float,
     numpy_impl=lambda a, axes, keepdims: np.max(a, axis=axes, keepdims=keepdims),
     sympy_impl=_sympy_max, vjp=_max_vjp, differentiable=(0,),
     proof={"shapes": [(2, 3)], "attrs": {"axes": (1,), "keepdims": False}, "regions": [{"argmax": (1, 2)}]},
