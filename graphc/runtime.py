@@ -47,9 +47,13 @@ def content_hash(*parts):
     return h.hexdigest()[:20]
 
 
-def load_source(source, backend):
-    """Write `source` under the cache (atomically, once) and import it as a module."""
-    digest = content_hash(backend, source)
+def load_source(source, backend, constants=None):
+    """Write `source` under the cache (atomically, once) and import it as a module.
+
+    `constants` (name -> array) are the module's array constants: handed over as
+    the module global CONSTANTS before its code runs, never printed into source,
+    and part of the content hash."""
+    digest = content_hash(backend, source, *_constants_key(constants))
     folder = cache_dir() / backend
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"graphc_{digest}.py"
@@ -63,9 +67,20 @@ def load_source(source, backend):
         return loaded  # reuse only a module loaded from this very file (the cache dir may change)
     spec = importlib.util.spec_from_file_location(module_name, path)
     module = importlib.util.module_from_spec(spec)
+    if constants:
+        module.CONSTANTS = {k: np.array(v) for k, v in constants.items()}  # the module's own copies
     sys.modules[module_name] = module
     spec.loader.exec_module(module)
     return module
+
+
+def _constants_key(constants):
+    """What of the constants the content hash covers: names, dtypes, shapes and bytes."""
+    parts = []
+    for k, v in sorted((constants or {}).items()):
+        v = np.ascontiguousarray(v)
+        parts += [k, v.dtype.str, v.shape, hashlib.sha256(v.tobytes()).hexdigest()]
+    return parts
 
 
 class Compiled(ABC):

@@ -118,7 +118,7 @@ def _scalar_value(e, n):
     if op == "count":
         shape = g.shape(operands[0])
         return f"np.{g.dtype(n)}({e.size([shape[a] for a in g.node(n)['attrs']['axes']])})"
-    if op == "reshape":
+    if op in ("reshape", "transpose"):  # of a 0-d or 1-element array: its one value
         return e.at(operands[0], ["0"] * len(g.shape(operands[0])))
     return scalar_expr(op, [e.val(o) for o in operands], e.ctx(n))
 
