@@ -70,6 +70,8 @@ class Scope:
         """A new identifier from `hint`, clashing with nothing above or below this scope."""
         base = sanitize(hint)
         name, k = base, 1
+        if not self.is_free(name):
+            name = base + "_"  # np -> np_, lambda -> lambda_: as readable as it gets
         while not self.is_free(name):
             k += 1
             name = f"{base}_{k}"
