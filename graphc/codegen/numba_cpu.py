@@ -22,6 +22,7 @@ from graphc.codegen import numba_kernels as K
 from graphc.codegen.fusion import Copy, Kernel, Loop, Scalar, View, concrete_size, index_expr, plan
 from graphc.codegen.literals import comment, dtype_name, literal
 from graphc.codegen.names import Scope
+from graphc.codegen.python import ref_call
 from graphc.codegen.scalar import Ctx, lit, scalar_expr
 from graphc.errors import CallError, GraphcError
 from graphc.runtime import Compiled, load_source
@@ -33,6 +34,7 @@ PARALLEL_MIN_ELEMENTS = 1 << 21  # below this a prange region costs more than it
 # uses both cores for the matmuls, and waking numba's pool costs more than it saves.
 PARALLEL_MIN_THREADS = 4
 ALIGN = 16  # workspace views start on 64-byte boundaries (16 float32s)
+HOST = "host"  # a chunk that is a host call of an op's NumPy reference, not an @njit function
 
 
 def select_threading_layer():
@@ -167,6 +169,11 @@ class Emitter:
         for step in self.plan.steps:
             self.uses_prange = False
             reads = self.new_step().reads
+            if self.is_host(step):  # an op with no kernel: a host call between chunks
+                chunks += [current] if current else []
+                chunks.append([(step, self._host_call(step.node), HOST, reads)])
+                current = []
+                continue
             lines = self._step(step)
             full = current and sum(len(l) for _, l, _, _ in current) + len(lines) > CHUNK_LINES
             if full or (current and current[-1][2] != self.uses_prange):
@@ -179,6 +186,10 @@ class Emitter:
         later = [self._names_used(c) for c in chunks] + [set(ret_reads)]
         kernels = []
         for k, chunk in enumerate(chunks):
+            if chunk[0][2] is HOST:
+                body += chunk[0][1]
+                self._earlier_defined += self._defined(chunk[0][0])
+                continue
             needed_after = set().union(*later[k + 1:])
             call, fn = self._as_function(k, chunk, needed_after)
             body += call
@@ -228,6 +239,21 @@ class Emitter:
         call += self._cast_returned_scalars(chunk, returns)
         return call, fn + ["", ""]
 
+    def is_host(self, step):
+        """A Kernel step for an op with no numba kernel runs the op's NumPy reference on
+        the host, between compiled chunks (as PyTensor's numba backend falls back to
+        object mode): correct, if slower."""
+        return isinstance(step, Kernel) and step.partner is None and self.g.op(step.node) not in K.KERNELS
+
+    def _host_call(self, n):
+        g = self.g
+        args = [self.scalar(o) if g.shape(o) == () else self.array(o) for o in g.operands(n)]
+        call = ref_call(g.op(n), args, g.node(n)["attrs"], self.dim)
+        note = f"  # {comment(g.node_text(n))}: no numba kernel, the NumPy reference on the host"
+        if g.shape(n) == ():
+            return [f"    {self.name(n)} = np.asarray({call}, dtype=np.{dtype_name(g.dtype(n))})[()]{note}"]
+        return [f"    np.copyto({self.array(n)}, {call}){note}"]
+
     def _cast_returned_scalars(self, chunk, returns):
         """numba returns a float32 or int32 scalar as a Python float or int; cast it back
         so the next chunk computes in the graph's dtype, as the Python backend does."""
@@ -262,6 +288,8 @@ class Emitter:
             "",
             "import numpy as np",
             "from numba import njit, prange",
+            "",
+            "from graphc.codegen import pyref as ref",
             *(["", "from graphc.codegen.fpenv import flush_subnormals, restore"] if self.flush_subnormals else []),
             "",
             f"GRAPH = {literal(g.name)}",

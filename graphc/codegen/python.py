@@ -8,6 +8,7 @@ line is the plainest NumPy spelling of the op.  Identifiers come from
 loader, never printed.
 """
 import functools
+import keyword
 
 import numpy as np
 
@@ -108,6 +109,21 @@ def spelling(op):
     return spell
 
 
+def ref_call(op, args, attrs, dim):
+    """`ref.<op>(args, attr=literal, ...)`: a call of the op table's NumPy reference.
+    `dim(d)` is the variable of a symbolic dim in a shape attr."""
+    fn = f"ref.{op}" if op.isidentifier() and not keyword.iskeyword(op) else f"getattr(ref, {literal(op)})"
+    kwargs = "".join(f", {k}={_attr(v, dim)}" for k, v in sorted(attrs.items()))
+    return f"{fn}({', '.join(args)}{kwargs})"
+
+
+def _attr(v, dim):
+    """An attr as a literal; a symbolic dim in a shape is its variable."""
+    if isinstance(v, (tuple, list)) and any(isinstance(d, str) for d in v):
+        return Spell({}, dim).shape(v)
+    return literal(v)
+
+
 def inlined(graph, n):
     """Unnamed scalar constants are written into the expressions that use them."""
     data = graph.node(n)
@@ -164,14 +180,7 @@ class Emitter:
         spell = spelling(op)
         if spell is not None:
             return spell(args, Spell(attrs, self.dim))
-        kwargs = "".join(f", {k}={self._attr(v)}" for k, v in sorted(attrs.items()))
-        return f"ref.{op}({', '.join(args)}{kwargs})"
-
-    def _attr(self, v):
-        """An attr passed to ref.<op>: a literal; a symbolic dim in a shape is its variable."""
-        if isinstance(v, (tuple, list)) and any(isinstance(d, str) for d in v):
-            return Spell({}, self.dim).shape(v)
-        return literal(v)
+        return ref_call(op, args, attrs, self.dim)
 
     def body(self):
         g = self.g
