@@ -372,7 +372,7 @@ class Emitter:
     def _step(self, step):
         text = lambda n: comment(self.g.node_text(n))  # noqa: E731
         if isinstance(step, Loop):
-            return [f"    # loop over {comment(step.shape)}: {', '.join(self.g.name_of(m) for m in step.members)}",
+            return [f"    # loop over {comment(step.shape)}: {comment(', '.join(self.g.name_of(m) for m in step.members))}",
                     *K.fused_loop(self, step)]
         if isinstance(step, Scalar):
             return [f"    {self.name(step.node)} = {self._scalar_step(step.node)}  # {text(step.node)}"]

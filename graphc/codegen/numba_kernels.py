@@ -6,7 +6,7 @@ one iteration, so `prange` never races: reductions either loop over output
 indices, or give each thread its own block of outputs.
 """
 from graphc.codegen.fusion import index_expr
-from graphc.codegen.literals import literal
+from graphc.codegen.literals import comment, literal
 from graphc.codegen.scalar import lit, scalar_expr
 from graphc.errors import GraphcError
 
@@ -110,11 +110,11 @@ def copy_into_leaf(e, leaf, value):
     g = e.g
     dst = e.name(leaf)
     if g.shape(leaf) == ():
-        return [IND + f"{e.one_d(leaf)}[0] = {e.scalar(value)}  # {dst} <- {g.name_of(value)}"]
+        return [IND + f"{e.one_d(leaf)}[0] = {e.scalar(value)}  # {dst} <- {comment(g.name_of(value))}"]
     vars_ = loop_vars(e, len(g.shape(leaf)))
     head, depth = nest(e, g.shape(leaf), vars_, [e.range_(g.shape(leaf))] + ["range"] * (len(vars_) - 1))
     read = e.read(value, g.shape(leaf), vars_)
-    return [IND + f"# {dst} <- {g.name_of(value)}", *head, IND * depth + f"{dst}[{', '.join(vars_)}] = {read}"]
+    return [IND + f"# {dst} <- {comment(g.name_of(value))}", *head, IND * depth + f"{dst}[{', '.join(vars_)}] = {read}"]
 
 
 # ----- kernels for single nodes -----------------------------------------------------------

@@ -65,7 +65,8 @@ def test_issue_example_agrees_on_every_backend(backend, options):
 HOSTILE = ["s", "o", "r", "v", "i0", "i1", "m", "k", "ev", "lse", "inv", "blk", "math", "range", "abs", "np", "ref",
            "run", "views", "fp_state", "ws", "check", "code", "_err", "_i0", "_t", "_n", "_q", "_acc", "_res", "_lse",
            "_m", "_v", "_lab", "_f", "_tid", "_sh", "_h", "_r", "K_x", "x_1d", "x_flat", "x_", "k0_s", "_k0_scalars",
-           "o_flat", "cuda", "numba", "njit", "prange", "THREADS", "INPUTS", "CONSTANTS", "float", "len", "sum", "max"]
+           "o_flat", "cuda", "numba", "njit", "prange", "THREADS", "INPUTS", "CONSTANTS", "float", "len", "sum", "max",
+           "layer.0", "layer_0"]
 
 
 @functools.cache
@@ -129,6 +130,16 @@ def test_graph_name_is_a_plain_string_assignment():
         assigned = {t.id: node.value for node in tree.body if isinstance(node, ast.Assign) for t in node.targets}
         assert ast.literal_eval(assigned["GRAPH"]) == HOSTILE_GRAPH_NAME
         assert "PWNED" not in ast.get_docstring(tree)
+
+
+@pytest.mark.parametrize("backend, options", BACKENDS, ids=BACKEND_IDS)
+def test_a_newline_in_a_node_name_stays_in_its_comment(backend, options):
+    # ir.NAME_RE ends in `$`, which lets one trailing newline through
+    b = gc.Builder("nl")
+    x = b.input("x", (2, 3))
+    e = gc.exp(x, name="e\n")
+    b.output(out=gc.sum(e, axis=0) + gc.logsumexp(x, axis=0))
+    check_bound(_emit(b.graph, backend, options), backend)
 
 
 # ----- every emitted module binds what it reads -------------------------------------------
