@@ -65,7 +65,7 @@ class Emitter:
             self._node_name(n)
         self.step_scope = self.scope.child()
         self.constants, self.regs, self.flat = {}, {}, {}
-        self.uses_prange, self._earlier_defined = False, []
+        self.uses_prange, self.uses_host, self._earlier_defined = False, False, []
 
     # ----- names (every identifier comes from a Scope) ----------------------------------
     def _node_name(self, n):
@@ -172,6 +172,7 @@ class Emitter:
             if self.is_host(step):  # an op with no kernel: a host call between chunks
                 chunks += [current] if current else []
                 chunks.append([(step, self._host_call(step.node), HOST, reads)])
+                self.uses_host = True
                 current = []
                 continue
             lines = self._step(step)
@@ -288,8 +289,7 @@ class Emitter:
             "",
             "import numpy as np",
             "from numba import njit, prange",
-            "",
-            "from graphc.codegen import pyref as ref",
+            *(["", "from graphc.codegen import pyref as ref  # ops with no kernel: NumPy references"] if self.uses_host else []),
             *(["", "from graphc.codegen.fpenv import flush_subnormals, restore"] if self.flush_subnormals else []),
             "",
             f"GRAPH = {literal(g.name)}",
@@ -372,7 +372,7 @@ class Emitter:
     def _step(self, step):
         text = lambda n: comment(self.g.node_text(n))  # noqa: E731
         if isinstance(step, Loop):
-            return [f"    # loop over {comment(step.shape)}: {comment(', '.join(self.g.name_of(m) for m in step.members))}",
+            return [f"    # loop over {comment(K.shape_comment(step.shape))}: {comment(', '.join(self.g.name_of(m) for m in step.members))}",
                     *K.fused_loop(self, step)]
         if isinstance(step, Scalar):
             return [f"    {self.name(step.node)} = {self._scalar_step(step.node)}  # {text(step.node)}"]

@@ -25,6 +25,11 @@ def tuple_text(e, shape):
     return "(" + ", ".join(parts) + ("," if len(parts) == 1 else "") + ")"
 
 
+def shape_comment(shape):
+    """A shape as a comment shows it: (N, 100)."""
+    return "(" + ", ".join(str(d) for d in shape) + ("," if len(shape) == 1 else "") + ")"
+
+
 def loop_vars(e, rank, prefix="i"):
     """Fresh loop indices i0, i1, ... of the current step."""
     return [e.fresh(f"{prefix}{k}") for k in range(rank)]
