@@ -5,7 +5,6 @@ one level, inside `run`).  Every loop writes each output element from exactly
 one iteration, so `prange` never races: reductions either loop over output
 indices, or give each thread its own block of outputs.
 """
-from graphc.codegen.fusion import index_expr
 from graphc.codegen.literals import comment, literal
 from graphc.codegen.scalar import lit, scalar_expr
 from graphc.errors import GraphcError
