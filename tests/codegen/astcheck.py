@@ -7,11 +7,13 @@ assigned no later than its first read.  It also asserts that no function
 parameter or local shadows an import or a module-level function (a chunk
 parameter called `math` would hide the module).
 
-`identifiers(source)` is every identifier the module binds or reads: the pool
-adversarial name tests draw from ("every identifier any emitter generates").
+`identifiers(source)` is every identifier a module binds or reads, and
+`emitter_identifier_pool()` their union over the zoo graph on every emitter: the
+pool adversarial name tests draw from ("every identifier any emitter generates").
 """
 import ast
 import builtins
+import functools
 
 LOADER_GLOBALS = {"CONSTANTS", "__file__", "__name__"}
 
@@ -88,3 +90,16 @@ def identifiers(source):
         elif isinstance(node, ast.FunctionDef):
             out.add(node.name)
     return out
+
+
+@functools.cache
+def emitter_identifier_pool():
+    """Every identifier the three emitters write for the zoo graph (every op, with
+    gradients): python, numba (serial and parallel) and cuda.  Emitting only, no
+    compile; the pool adversarial-name tests draw from."""
+    from graphc.codegen import numba_cpu, numba_cuda, python
+    from tests.codegen.zoo import build_zoo
+    graph, _ = build_zoo("float64")
+    sources = [python.emit(graph), numba_cpu.emit(graph, parallel=False), numba_cpu.emit(graph, parallel=True),
+               numba_cuda.emit(graph)]
+    return frozenset().union(*(identifiers(s) for s in sources))
