@@ -31,7 +31,11 @@ class Spell:
         return "(" + ", ".join(parts) + ("," if len(parts) == 1 else "") + ")"
 
     def lit(self, key):
+        """Attr `key` as a literal (the only way an attr should reach the code)."""
         return literal(self.attrs[key])
+
+    def __getitem__(self, key):  # entries written as `lambda a, at: ... at["axes"]` keep working
+        return self.attrs[key]
 
 
 def _kw(name):

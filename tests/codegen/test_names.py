@@ -14,7 +14,7 @@ import pytest
 import graphc as gc
 from graphc.codegen import numba_cpu, numba_cuda, python
 from graphc.dsl import Value
-from tests.codegen.astcheck import check_bound, emitter_identifier_pool, identifiers
+from tests.codegen.astcheck import check_bound, emitter_identifier_pool
 
 HOSTILE_GRAPH_NAME = 'net """ \\ \n' + ''';import os;os.system("touch PWNED")'''
 BACKENDS = [("python", {}), ("numba", {"parallel": False}), ("numba", {"parallel": True}), ("cuda", {})]
