@@ -50,12 +50,15 @@ def content_hash(*parts):
     return h.hexdigest()[:20]
 
 
-def load_source(source, backend):
+def load_source(source, backend, constants=None):
     """Write `source` under the cache (atomically, once) and import it as a module.
 
-    A damaged cache entry (a changed or non-UTF-8 .py, a truncated .pyc) is
-    discarded and rebuilt with one CacheWarning: the cache never needs a manual delete."""
-    digest = content_hash(backend, source)
+    `constants` (name -> array) are the module's array constants: handed over as
+    the module global CONSTANTS before its code runs, never printed into source,
+    and part of the content hash.  A damaged cache entry (a changed or non-UTF-8
+    .py, a truncated .pyc) is discarded and rebuilt with one CacheWarning: the
+    cache never needs a manual delete."""
+    digest = content_hash(backend, source, *_constants_key(constants))
     folder = _cache_folder(backend)
     path = folder / f"graphc_{digest}.py"
     data = source.encode()
@@ -70,17 +73,19 @@ def load_source(source, backend):
     if loaded is not None and loaded.__file__ == str(path):
         return loaded  # reuse only a module loaded from this very file (the cache dir may change)
     try:
-        return _import_file(module_name, path)
+        return _import_file(module_name, path, constants)
     except Exception as e:  # our source compiles, so only its cached bytecode can be bad
         if not purge_compiled(path, suffixes=(".pyc",)):
             raise
         heal_warning(path, e)
-        return _import_file(module_name, path)
+        return _import_file(module_name, path, constants)
 
 
-def _import_file(module_name, path):
+def _import_file(module_name, path, constants=None):
     spec = importlib.util.spec_from_file_location(module_name, path)
     module = importlib.util.module_from_spec(spec)
+    if constants:
+        module.CONSTANTS = {k: np.array(v) for k, v in constants.items()}  # the module's own copies
     sys.modules[module_name] = module
     try:
         spec.loader.exec_module(module)
@@ -188,6 +193,15 @@ def heal_cache_entry(module, error):
     if not (purge_compiled(module.__file__, suffixes=(".nbi", ".nbc")) or flushed):
         raise error
     heal_warning(module.__file__, error)
+
+
+def _constants_key(constants):
+    """What of the constants the content hash covers: names, dtypes, shapes and bytes."""
+    parts = []
+    for k, v in sorted((constants or {}).items()):
+        v = np.ascontiguousarray(v)
+        parts += [k, v.dtype.str, v.shape, hashlib.sha256(v.tobytes()).hexdigest()]
+    return parts
 
 
 class Compiled(ABC):

@@ -13,9 +13,15 @@ tree reduction combines partial results in shared memory between barriers.
 """
 import math
 
+from graphc.codegen.literals import comment, dtype_name
 from graphc.codegen.scalar import lit, scalar_expr
 
 IND = "    "
+
+# Template temporaries are written as markers, \0hint\0, which no user string can
+# contain (node names are identifiers, literals and comments are escaped);
+# Emitter.finish turns each into a name the kernel's Scope hands out.
+ROW, COL, KA, KB, I0, LAB = "\0row\0", "\0col\0", "\0ka\0", "\0kb\0", "\0i0\0", "\0lab\0"
 
 
 def indent(lines, depth=1):
@@ -28,10 +34,10 @@ def unravel(flat, dims, names):
         return []
     if len(names) == 1:
         return [f"{names[0]} = {flat}"]
-    lines = [f"_q = {flat}"]
+    lines = [f"\0q\0 = {flat}"]
     for k in range(len(names) - 1, 0, -1):
-        lines += [f"{names[k]} = _q % {dims[k]}", f"_q //= {dims[k]}"]
-    return lines + [f"{names[0]} = _q"]
+        lines += [f"{names[k]} = \0q\0 % {dims[k]}", f"\0q\0 //= {dims[k]}"]
+    return lines + [f"{names[0]} = \0q\0"]
 
 
 def bcast_index(operand_shape, shape, idx):
@@ -75,10 +81,10 @@ def launch_text(launch):
 
 def grid_stride(e, shape, body):
     """One thread per element of `shape` (grid-stride): body(idx) -> lines."""
-    idx = [f"_i{k}" for k in range(len(shape))]
+    idx = [f"\0i{k}\0" for k in range(len(shape))]
     size = e.size(shape)
-    lines = [f"_n = {size}", "_t = cuda.grid(1)", "while _t < _n:"]
-    lines += indent(unravel("_t", e.dims(shape), idx)) + indent(body(idx)) + [IND + "_t += cuda.gridsize(1)"]
+    lines = [f"\0n\0 = {size}", "\0t\0 = cuda.grid(1)", "while \0t\0 < \0n\0:"]
+    lines += indent(unravel("\0t\0", e.dims(shape), idx)) + indent(body(idx)) + [IND + "\0t\0 += cuda.gridsize(1)"]
     return lines, ("flat", size)
 
 
@@ -88,7 +94,7 @@ def fused_loop(e, loop):
 
     def read(o, idx):
         if o in members:
-            return f"{e.name(o)}_"
+            return e.reg(o)
         if g.shape(o) == ():
             return e.val(o)
         return e.at(o, bcast_index(g.shape(o), loop.shape, idx))
@@ -97,9 +103,9 @@ def fused_loop(e, loop):
         lines = []
         for m in loop.members:
             args = [read(o, idx) for o in g.operands(m)]
-            lines.append(f"{e.name(m)}_ = {scalar_expr(g.op(m), args, e.ctx(m))}")
+            lines.append(f"{e.reg(m)} = {scalar_expr(g.op(m), args, e.ctx(m))}")
             if m in e.plan.stored:
-                lines.append(f"{e.at(m, idx)} = {e.name(m)}_")
+                lines.append(f"{e.at(m, idx)} = {e.reg(m)}")
         return lines
     return grid_stride(e, loop.shape, body)
 
@@ -108,8 +114,8 @@ def scalars(e, nodes):
     """A run of 0-d steps in one single-thread kernel; each value lands in its 1-element array."""
     lines = []
     for n in nodes:
-        lines += [f"{e.name(n)}_ = {_scalar_value(e, n)}  # {e.g.node_text(n)}", f"{e.ref(n)} = {e.name(n)}_"]
-        e.local[n] = f"{e.name(n)}_"
+        lines += [f"{e.reg(n)} = {_scalar_value(e, n)}  # {comment(e.g.node_text(n))}", f"{e.ref(n)} = {e.reg(n)}"]
+        e.local[n] = e.reg(n)
     return lines, ("one",)
 
 
@@ -117,8 +123,8 @@ def _scalar_value(e, n):
     g, op, operands = e.g, e.g.op(n), e.g.operands(n)
     if op == "count":
         shape = g.shape(operands[0])
-        return f"np.{g.dtype(n)}({e.size([shape[a] for a in g.node(n)['attrs']['axes']])})"
-    if op == "reshape":
+        return f"np.{dtype_name(g.dtype(n))}({e.size([shape[a] for a in g.node(n)['attrs']['axes']])})"
+    if op in ("reshape", "transpose"):  # of a 0-d or 1-element array: its one value
         return e.at(operands[0], ["0"] * len(g.shape(operands[0])))
     return scalar_expr(op, [e.val(o) for o in operands], e.ctx(n))
 
@@ -149,29 +155,29 @@ def matmul(e, n):
     cols = e.dims(g.shape(b))[1]
     dt = g.dtype(n)
     zero = lit(0, dt)
-    tile = ["_col = _cb * TILE + _tx",
-            f"_acc = {zero}",
-            f"for _kt in range(({k} + TILE - 1) // TILE):",
-            IND + "_ka = _kt * TILE + _tx",
-            IND + f"_sa[_ty, _tx] = {e.at(a, ['_row', '_ka'])} if _row < {m} and _ka < {k} else {zero}",
-            IND + "_kb = _kt * TILE + _ty",
-            IND + f"_sb[_ty, _tx] = {e.at(b, ['_kb', '_col'])} if _kb < {k} and _col < {cols} else {zero}",
+    tile = ["\0col\0 = \0cb\0 * TILE + \0tx\0",
+            f"\0acc\0 = {zero}",
+            f"for \0kt\0 in range(({k} + TILE - 1) // TILE):",
+            IND + "\0ka\0 = \0kt\0 * TILE + \0tx\0",
+            IND + f"\0sa\0[\0ty\0, \0tx\0] = {e.at(a, [ROW, KA])} if \0row\0 < {m} and \0ka\0 < {k} else {zero}",
+            IND + "\0kb\0 = \0kt\0 * TILE + \0ty\0",
+            IND + f"\0sb\0[\0ty\0, \0tx\0] = {e.at(b, [KB, COL])} if \0kb\0 < {k} and \0col\0 < {cols} else {zero}",
             IND + "cuda.syncthreads()",
-            IND + "for _k in range(TILE):",
-            IND * 2 + "_acc += _sa[_ty, _k] * _sb[_k, _tx]",
+            IND + "for \0k\0 in range(TILE):",
+            IND * 2 + "\0acc\0 += \0sa\0[\0ty\0, \0k\0] * \0sb\0[\0k\0, \0tx\0]",
             IND + "cuda.syncthreads()",
-            f"if _row < {m} and _col < {cols}:",
-            IND + f"{e.at(n, ['_row', '_col'])} = _acc",
-            "_cb += cuda.gridDim.y"]
-    lines = [f"_sa = cuda.shared.array((TILE, TILE), numba.{dt})",
-             f"_sb = cuda.shared.array((TILE, TILE), numba.{dt})",
-             "_tx = cuda.threadIdx.x", "_ty = cuda.threadIdx.y",
-             "_rb = cuda.blockIdx.x",
-             f"while _rb * TILE < {m}:",
-             IND + "_row = _rb * TILE + _ty",
-             IND + "_cb = cuda.blockIdx.y",
-             IND + f"while _cb * TILE < {cols}:", *indent(tile, 2),
-             IND + "_rb += cuda.gridDim.x"]
+            f"if \0row\0 < {m} and \0col\0 < {cols}:",
+            IND + f"{e.at(n, [ROW, COL])} = \0acc\0",
+            "\0cb\0 += cuda.gridDim.y"]
+    lines = [f"\0sa\0 = cuda.shared.array((TILE, TILE), numba.{dtype_name(dt)})",
+             f"\0sb\0 = cuda.shared.array((TILE, TILE), numba.{dtype_name(dt)})",
+             "\0tx\0 = cuda.threadIdx.x", "\0ty\0 = cuda.threadIdx.y",
+             "\0rb\0 = cuda.blockIdx.x",
+             f"while \0rb\0 * TILE < {m}:",
+             IND + "\0row\0 = \0rb\0 * TILE + \0ty\0",
+             IND + "\0cb\0 = cuda.blockIdx.y",
+             IND + f"while \0cb\0 * TILE < {cols}:", *indent(tile, 2),
+             IND + "\0rb\0 += cuda.gridDim.x"]
     return lines, ("tile", m, cols)
 
 
@@ -184,7 +190,7 @@ class Fiber:
     def __init__(self, e, x, axes):
         self.e, self.x = e, x
         shape = e.g.shape(x)
-        self.xv = [f"_i{k}" for k in range(len(shape))]
+        self.xv = [f"\0i{k}\0" for k in range(len(shape))]
         self.kept = [a for a in range(len(shape)) if a not in axes]
         self.red = sorted(axes)
         self.outputs = e.size([shape[a] for a in self.kept])
@@ -201,8 +207,8 @@ class Fiber:
     def _over_fiber(self, body):
         """Lines running body over this thread's share of the fiber."""
         if self.tree:
-            pick = unravel("_r", [self.dims[a] for a in self.red], [self.xv[a] for a in self.red])
-            return ["_r = _tid", f"while _r < {self.length}:", *indent(pick + body), IND + "_r += THREADS"]
+            pick = unravel("\0r\0", [self.dims[a] for a in self.red], [self.xv[a] for a in self.red])
+            return ["\0r\0 = \0tid\0", f"while \0r\0 < {self.length}:", *indent(pick + body), IND + "\0r\0 += THREADS"]
         lines, depth = [], 0
         for a in self.red:
             lines.append(IND * depth + f"for {self.xv[a]} in range({self.dims[a]}):")
@@ -210,14 +216,14 @@ class Fiber:
         return lines + indent(body, depth)
 
     def reduce(self, op, value, init):
-        """Lines that leave op(value over the fiber) in `_res`, for every thread."""
-        lines = [f"_acc = {init}", *self._over_fiber(_combine(op, "_acc", value))]
+        """Lines that leave op(value over the fiber) in the `res` temporary, for every thread."""
+        lines = [f"\0acc\0 = {init}", *self._over_fiber(_combine(op, "\0acc\0", value))]
         if not self.tree:
-            return lines + ["_res = _acc"]
-        return lines + ["_sh[_tid] = _acc", "cuda.syncthreads()", "_h = THREADS // 2", "while _h > 0:",
-                        IND + "if _tid < _h:", *indent(_combine(op, "_sh[_tid]", "_sh[_tid + _h]"), 2),
-                        IND + "cuda.syncthreads()", IND + "_h //= 2", "_res = _sh[0]",
-                        "cuda.syncthreads()  # everyone has read _sh[0] before it is reused"]
+            return lines + ["\0res\0 = \0acc\0"]
+        return lines + ["\0sh\0[\0tid\0] = \0acc\0", "cuda.syncthreads()", "\0h\0 = THREADS // 2", "while \0h\0 > 0:",
+                        IND + "if \0tid\0 < \0h\0:", *indent(_combine(op, "\0sh\0[\0tid\0]", "\0sh\0[\0tid\0 + \0h\0]"), 2),
+                        IND + "cuda.syncthreads()", IND + "\0h\0 //= 2", "\0res\0 = \0sh\0[0]",
+                        "cuda.syncthreads()  # everyone has read \0sh\0[0] before it is reused"]
 
     def each(self, body):
         """body run once per fiber element (by the fiber's thread or threads)."""
@@ -225,33 +231,33 @@ class Fiber:
 
     def once(self, body):
         """body run once per fiber (by thread 0 of the block, in tree mode)."""
-        return ["if _tid == 0:", *indent(body)] if self.tree else body
+        return ["if \0tid\0 == 0:", *indent(body)] if self.tree else body
 
     def kernel(self, fiber_body):
         """The kernel around fiber_body (lines run with the kept indices set)."""
         e = self.e
-        pick = unravel("_f", [self.dims[a] for a in self.kept], [self.xv[a] for a in self.kept])
+        pick = unravel("\0f\0", [self.dims[a] for a in self.kept], [self.xv[a] for a in self.kept])
         if not self.tree:
-            return ["_f = cuda.grid(1)", f"while _f < {self.outputs}:", *indent(pick + fiber_body),
-                    IND + "_f += cuda.gridsize(1)"], ("flat", self.outputs)
-        head = ["_tid = cuda.threadIdx.x", f"_sh = cuda.shared.array(THREADS, numba.{e.g.dtype(self.x)})",
-                "_f = cuda.blockIdx.x"]
-        return head + [f"while _f < {self.outputs}:", *indent(pick + fiber_body),
-                       IND + "_f += cuda.gridDim.x"], ("tree", self.outputs)
+            return ["\0f\0 = cuda.grid(1)", f"while \0f\0 < {self.outputs}:", *indent(pick + fiber_body),
+                    IND + "\0f\0 += cuda.gridsize(1)"], ("flat", self.outputs)
+        head = ["\0tid\0 = cuda.threadIdx.x", f"\0sh\0 = cuda.shared.array(THREADS, numba.{dtype_name(e.g.dtype(self.x))})",
+                "\0f\0 = cuda.blockIdx.x"]
+        return head + [f"while \0f\0 < {self.outputs}:", *indent(pick + fiber_body),
+                       IND + "\0f\0 += cuda.gridDim.x"], ("tree", self.outputs)
 
     def lse(self):
-        """Lines leaving the fiber's log-sum-exp in `_lse` (max first, then sum of exp)."""
+        """Lines leaving the fiber's log-sum-exp in the `lse` temporary (max first, then sum of exp)."""
         dt = self.dtype
-        return [*self.reduce("max", self.read(), lit(float("-inf"), dt)), "_m = _res",
-                "if not math.isfinite(_m):  # all -inf, or inf/NaN: as the NumPy reference",
-                IND + f"_m = {lit(0, dt)}",
-                *self.reduce("sum", f"math.exp({self.read()} - _m)", lit(0, dt)), "_lse = _m + math.log(_res)"]
+        return [*self.reduce("max", self.read(), lit(float("-inf"), dt)), "\0m\0 = \0res\0",
+                "if not math.isfinite(\0m\0):  # all -inf, or inf/NaN: as the NumPy reference",
+                IND + f"\0m\0 = {lit(0, dt)}",
+                *self.reduce("sum", f"math.exp({self.read()} - \0m\0)", lit(0, dt)), "\0lse\0 = \0m\0 + math.log(\0res\0)"]
 
 
 def _combine(op, acc, value):
     if op == "sum":
         return [f"{acc} += {value}"]
-    return [f"_v = {value}", f"if _v > {acc} or _v != _v:  # NaN wins, as in np.max", IND + f"{acc} = _v"]
+    return [f"\0v\0 = {value}", f"if \0v\0 > {acc} or \0v\0 != \0v\0:  # NaN wins, as in np.max", IND + f"{acc} = \0v\0"]
 
 
 def _reduce_parts(e, n):
@@ -271,26 +277,26 @@ def reduce(e, n, op):
     x, axes, keepdims = _reduce_parts(e, n)
     f = Fiber(e, x, axes)
     init = lit(0, e.g.dtype(n)) if op == "sum" else lit(float("-inf"), e.g.dtype(n))
-    return f.kernel([*f.reduce(op, f.read(), init), *f.once([f"{_target(e, n, f, axes, keepdims)} = _res"])])
+    return f.kernel([*f.reduce(op, f.read(), init), *f.once([f"{_target(e, n, f, axes, keepdims)} = \0res\0"])])
 
 
 def logsumexp(e, n):
     x, axes, keepdims = _reduce_parts(e, n)
     f = Fiber(e, x, axes)
-    return f.kernel([*f.lse(), *f.once([f"{_target(e, n, f, axes, keepdims)} = _lse"])])
+    return f.kernel([*f.lse(), *f.once([f"{_target(e, n, f, axes, keepdims)} = \0lse\0"])])
 
 
 def softmax(e, n, log):
     x = e.g.operands(n)[0]
     f = Fiber(e, x, (e.g.node(n)["attrs"]["axis"] % len(e.g.shape(n)),))
-    value = f"{f.read()} - _lse" if log else f"math.exp({f.read()} - _lse)"
+    value = f"{f.read()} - \0lse\0" if log else f"math.exp({f.read()} - \0lse\0)"
     return f.kernel([*f.lse(), *f.each([f"{e.at(n, f.xv)} = {value}"])])
 
 
 def _label(e, n, label, bound, ok_lines, bad_target):
     """Read a label; out of [0, bound): flag the error (the host raises it) and write NaN."""
-    return [f"_lab = {label}", f"if _lab < 0 or _lab >= {bound}:",
-            IND + f"{e.use('_err')}[0] = {e.label_check(n)}",
+    return [f"\0lab\0 = {label}", f"if \0lab\0 < 0 or \0lab\0 >= {bound}:",
+            IND + f"{e.err()}[0] = {e.label_check(n)}",
             IND + f"{bad_target} = {lit(float('nan'), e.g.dtype(n))}", "else:", *indent(ok_lines)]
 
 
@@ -300,10 +306,10 @@ def softmax_cross_entropy(e, n, partner=None):
     z, y = e.g.operands(n)
     f = Fiber(e, z, (1,))
     k = e.dims(e.g.shape(z))[1]
-    out = e.at(n, ["_i0"])
-    ok = [f"{out} = _lse - {e.at(z, ['_i0', '_lab'])}"]
-    probs = f.each([f"{e.at(partner, f.xv)} = math.exp({f.read()} - _lse)"]) if partner is not None else []
-    return f.kernel([*f.lse(), *probs, *f.once(_label(e, n, e.at(y, ["_i0"]), k, ok, out))])
+    out = e.at(n, ["\0i0\0"])
+    ok = [f"{out} = \0lse\0 - {e.at(z, [I0, LAB])}"]
+    probs = f.each([f"{e.at(partner, f.xv)} = math.exp({f.read()} - \0lse\0)"]) if partner is not None else []
+    return f.kernel([*f.lse(), *probs, *f.once(_label(e, n, e.at(y, ["\0i0\0"]), k, ok, out))])
 
 
 # ----- structural ops: one thread per output element ----------------------------------------------
@@ -311,7 +317,7 @@ def gather(e, n):
     x, idx = e.g.operands(n)
     bound = e.dims(e.g.shape(x))[1]
     return grid_stride(e, e.g.shape(n), lambda i: _label(
-        e, n, e.at(idx, i), bound, [f"{e.at(n, i)} = {e.at(x, [i[0], '_lab'])}"], e.at(n, i)))
+        e, n, e.at(idx, i), bound, [f"{e.at(n, i)} = {e.at(x, [i[0], LAB])}"], e.at(n, i)))
 
 
 def one_hot(e, n):

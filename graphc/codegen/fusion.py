@@ -36,6 +36,9 @@ import numpy as np
 from graphc.codegen.scalar import is_fusible
 from graphc.rewrite import live_nodes
 
+# 0-d ops a Scalar step spells besides the elementwise ones (a kernel computes any other
+# 0-d node, e.g. a reduction to a scalar); both emitters' scalar steps handle these.
+SCALAR_STEP_OPS = ("count", "reshape", "transpose")
 SMALL_K = 4  # inner dimensions up to this are fused loops instead of BLAS calls (measured on the spiral step)
 
 
@@ -124,7 +127,7 @@ class _Planner:
         elif shape == ():
             self._read_all(n)
             self._set(n, "scalar")
-            self.steps.append(Kernel(n) if op in ("sum", "max", "logsumexp") else Scalar(n))
+            self.steps.append(Scalar(n) if is_fusible(op) or op in SCALAR_STEP_OPS else Kernel(n))
         elif is_fusible(op):
             self._join_loop(n)
         elif self._is_small_matmul(n) or (self.small_matmul and op == "one_hot" and len(shape) > 1):

@@ -14,26 +14,26 @@ call.  graphc selects numba's workqueue threading layer, because OpenMP's
 spinning threads starve OpenBLAS's (an MLP step ran 7-10x slower).
 """
 import os
-import re
 
 import numpy as np
 
 from graphc import __version__
 from graphc.codegen import numba_kernels as K
 from graphc.codegen.fusion import Copy, Kernel, Loop, Scalar, View, concrete_size, index_expr, plan
-from graphc.codegen.python import Namer
+from graphc.codegen.literals import comment, dtype_name, literal
+from graphc.codegen.names import Scope
+from graphc.codegen.python import ref_call
 from graphc.codegen.scalar import Ctx, lit, scalar_expr
-from graphc.errors import CallError, GraphcError
-from graphc.runtime import Compiled, load_source
+from graphc.errors import GraphcError
 
 DECORATOR = '@njit(cache=True, error_model="numpy", nogil=True, parallel={parallel})'
-_IDENT = re.compile(r"\b[A-Za-z_][A-Za-z0-9_]*\b")
 CHUNK_LINES = 160  # lines of loop code per @njit function (compile time is superlinear in size)
 PARALLEL_MIN_ELEMENTS = 1 << 21  # below this a prange region costs more than it saves (benchmarks/bench_prange.py)
 # On 2 cores prange lost at every size measured (up to 4M elements): OpenBLAS already
 # uses both cores for the matmuls, and waking numba's pool costs more than it saves.
 PARALLEL_MIN_THREADS = 4
 ALIGN = 16  # workspace views start on 64-byte boundaries (16 float32s)
+HOST = "host"  # a chunk that is a host call of an op's NumPy reference, not an @njit function
 
 
 def select_threading_layer():
@@ -50,12 +50,51 @@ class Emitter:
     def __init__(self, graph, outputs, parallel, dims, flush_subnormals=True):
         self.g, self.outputs, self.flush_subnormals = graph, outputs, flush_subnormals
         self.plan = plan(graph, outputs, small_matmul=True)
-        self.name = Namer(graph)
-        self.parallel, self.dims = parallel, dims or {}
+        self.parallel, self.bound_dims = parallel, dims or {}
         self.leaves = sorted(graph.nodes_with_op("input", "param"))
+        # Names: the module scope, `run`'s scope (nodes, dims, run locals) and, per
+        # step, a child for the step's temporaries that records what the step reads.
+        self.module_scope = Scope()
+        self.scope = self.module_scope.child()
         for n in self.leaves:
-            self.name(n)
-        self.uses_prange, self._earlier_defined = False, []
+            self._node_name(n)
+        for d in self._dim_names():
+            self.scope.bind(("dim", d), d)
+        for n in graph.toposort():
+            self._node_name(n)
+        self.step_scope = self.scope.child()
+        self.constants, self.regs, self.flat = {}, {}, {}
+        self.uses_prange, self.uses_host, self._earlier_defined = False, False, []
+
+    # ----- names (every identifier comes from a Scope) ----------------------------------
+    def _node_name(self, n):
+        return self.scope.bind(n, self.g.name_of(n))
+
+    def name(self, n):
+        """The variable of node n, recorded as read by the current step."""
+        return self.step_scope.use(self._node_name(n))
+
+    def fresh(self, hint):
+        """A temporary of the current step."""
+        return self.step_scope.fresh(hint)
+
+    def dim(self, d):
+        """A dim as source: an int literal, or the variable of a symbolic dim."""
+        if isinstance(d, str):
+            return self.step_scope.use(self.scope.bind(("dim", d), d))
+        return literal(int(d))
+
+    def dims(self, shape):
+        return [self.dim(d) for d in shape]
+
+    def one_d(self, n):
+        """The 1-element array a 0-d leaf arrives in."""
+        return self.step_scope.use(self.scope.bind(("1d", n), self._node_name(n) + "_1d"))
+
+    def global_(self, n):
+        key = self.module_scope.bind(("global", n), "K_" + self._node_name(n))
+        self.constants[key] = np.asarray(self.g.node(n)["attrs"]["value"])
+        return self.step_scope.use(key)
 
     # ----- reading values ------------------------------------------------------------
     def array(self, n):
@@ -64,7 +103,7 @@ class Emitter:
         if isinstance(storage, tuple):
             return self.name(storage[1])  # an update written into its param's own array
         if storage == "global":
-            return "K_" + self.name(n)
+            return self.global_(n)
         return self.name(n)
 
     def scalar(self, n):
@@ -79,10 +118,10 @@ class Emitter:
         shape = self.g.shape(n)
         if shape == ():
             return self.scalar(n)
-        if self.plan.storage[n] == "register":
-            return self.name(n) + "_"
+        if n in self.regs:
+            return self.regs[n]
         if flat:
-            return f"{self.array(n)}_flat[{loop_vars[0]}]"
+            return f"{self.flat[self.array(n)]}[{loop_vars[0]}]"
         return f"{self.array(n)}[{index_expr(shape, loop_shape, loop_vars)}]"
 
     def ctx(self, n):
@@ -91,8 +130,8 @@ class Emitter:
     def is_parallel(self, shape):
         if self.parallel is True:
             return True
-        if self.parallel == "auto" and self.dims and _threads() >= PARALLEL_MIN_THREADS:
-            return concrete_size(shape, self.dims) >= PARALLEL_MIN_ELEMENTS
+        if self.parallel == "auto" and self.bound_dims and _threads() >= PARALLEL_MIN_THREADS:
+            return concrete_size(shape, self.bound_dims) >= PARALLEL_MIN_ELEMENTS
         return False
 
     def range_(self, shape):
@@ -102,6 +141,12 @@ class Emitter:
 
     def where(self, n):
         return f"{self.g.op(n)} '{self.g.name_of(n)}'"
+
+    def new_step(self):
+        """A fresh child scope for the next step's temporaries and reads."""
+        self.step_scope = self.scope.child()
+        self.regs, self.flat = {}, {}
+        return self.step_scope
 
     # ----- the module --------------------------------------------------------------------
     def module(self):
@@ -116,81 +161,115 @@ class Emitter:
         and optimizes the whole again, so an @njit `run` compiled each chunk
         twice (about 40% of a small graph's cold compile).  Calling the chunks
         from Python costs about 0.1 us per argument instead."""
-        body = self._prologue() + self._unpack_views()
+        self.new_step()
+        views = self.scope.fresh("views")
+        body = self._prologue() + self._unpack_views(views)
         chunks, current = [], []
         for step in self.plan.steps:
             self.uses_prange = False
+            reads = self.new_step().reads
+            if self.is_host(step):  # an op with no kernel: a host call between chunks
+                chunks += [current] if current else []
+                chunks.append([(step, self._host_call(step.node), HOST, reads)])
+                self.uses_host = True
+                current = []
+                continue
             lines = self._step(step)
-            full = current and sum(len(l) for _, l, _ in current) + len(lines) > CHUNK_LINES
+            full = current and sum(len(l) for _, l, _, _ in current) + len(lines) > CHUNK_LINES
             if full or (current and current[-1][2] != self.uses_prange):
                 chunks.append(current)
                 current = []
-            current.append((step, lines, self.uses_prange))
+            current.append((step, lines, self.uses_prange, reads))
         chunks += [current] if current else []
-        later = [self._names_used(c) for c in chunks] + [set(_IDENT.findall("\n".join(self._return())))]
+        ret_reads = self.new_step().reads
+        ret = self._return()
+        later = [self._names_used(c) for c in chunks] + [set(ret_reads)]
         kernels = []
         for k, chunk in enumerate(chunks):
+            if chunk[0][2] is HOST:
+                body += chunk[0][1]
+                self._earlier_defined += self._defined(chunk[0][0])
+                continue
             needed_after = set().union(*later[k + 1:])
             call, fn = self._as_function(k, chunk, needed_after)
             body += call
             kernels += fn
-        body += self._return()
-        signature = f"def run({', '.join(self._params())}):"
+        body += ret
+        signature = f"def run({', '.join(self._params(views))}):"
         doc = '    """Compute the graph: one call of each compiled chunk, in order."""'
         if self.flush_subnormals:  # FTZ|DAZ for this call only (graphc/codegen/fpenv.py)
-            body = ["    fp_state = flush_subnormals()", "    try:", *["    " + l for l in body],
-                    "    finally:", "        restore(fp_state)"]
+            fp_state = self.scope.fresh("fp_state")
+            body = [f"    {fp_state} = flush_subnormals()", "    try:", *["    " + l for l in body],
+                    "    finally:", f"        restore({fp_state})"]
         return "\n".join(self._header() + kernels + [signature, doc] + body + [""])
 
-    def _names_used(self, chunk):
-        return set(_IDENT.findall("\n".join(line for _, lines, _ in chunk for line in lines)))
+    @staticmethod
+    def _names_used(chunk):
+        """What a chunk reads, as its steps' scopes recorded it."""
+        return {name for _, _, _, reads in chunk for name in reads}
 
     def _defined(self, step):
         """Names a step binds that later steps may read: scalars and views."""
         if isinstance(step, (Scalar, View)) or (isinstance(step, Kernel) and self.g.shape(step.node) == ()):
-            return [self.name(step.node)]
+            return [self._node_name(step.node)]
         return []
 
     def _scope(self):
         """Names `run` binds itself: leaves, dims, workspace views, globals."""
-        names = {self.name(n) for n in self.leaves} | set(self._dim_names())
-        names |= {self.name(n) + "_1d" for n in self.leaves if self.g.shape(n) == ()}
-        names |= {self.name(n) for n, st in self.plan.storage.items() if st == "buffer"}
-        return names | {"K_" + self.name(n) for n, st in self.plan.storage.items() if st == "global"}
+        names = {self._node_name(n) for n in self.leaves}
+        names |= {self.scope.lookup(("dim", d)) for d in self._dim_names()}
+        names |= {self.scope.lookup(("1d", n)) for n in self.leaves if self.g.shape(n) == ()}
+        names |= {self._node_name(n) for n, st in self.plan.storage.items() if st == "buffer"}
+        return names | set(self.constants)
 
     def _as_function(self, k, chunk, needed_after):
-        defined = [name for step, _, _ in chunk for name in self._defined(step)]
+        defined = [name for step, _, _, _ in chunk for name in self._defined(step)]
         known = self._scope() | set(self._earlier_defined)
         args = sorted((self._names_used(chunk) & known) - set(defined))
         returns = [name for name in defined if name in needed_after]
         self._earlier_defined += returns
         first = chunk[0][0]
         node = first.leaf if isinstance(first, Copy) else (first.members[-1] if isinstance(first, Loop) else first.node)
-        fname = f"k{k}_{self.name(node)}"
+        fname = self.module_scope.fresh(f"k{k}_{self._node_name(node)}")
         fn = [DECORATOR.format(parallel=chunk[0][2]), f"def {fname}({', '.join(args)}):"]
-        fn += [line for _, lines, _ in chunk for line in lines]
+        fn += [line for _, lines, _, _ in chunk for line in lines]
         ret = "".join(r + ", " for r in returns)
         fn += [f"    return ({ret})"] if returns else []
         call = [f"    {'(' + ret + ') = ' if returns else ''}{fname}({', '.join(args)})"]
         call += self._cast_returned_scalars(chunk, returns)
         return call, fn + ["", ""]
 
+    def is_host(self, step):
+        """A Kernel step for an op with no numba kernel runs the op's NumPy reference on
+        the host, between compiled chunks (as PyTensor's numba backend falls back to
+        object mode): correct, if slower."""
+        return isinstance(step, Kernel) and step.partner is None and self.g.op(step.node) not in K.KERNELS
+
+    def _host_call(self, n):
+        g = self.g
+        args = [self.scalar(o) if g.shape(o) == () else self.array(o) for o in g.operands(n)]
+        call = ref_call(g.op(n), args, g.node(n)["attrs"], self.dim)
+        note = f"  # {comment(g.node_text(n))}: no numba kernel, the NumPy reference on the host"
+        if g.shape(n) == ():
+            return [f"    {self.name(n)} = np.asarray({call}, dtype=np.{dtype_name(g.dtype(n))})[()]{note}"]
+        return [f"    np.copyto({self.array(n)}, {call}){note}"]
+
     def _cast_returned_scalars(self, chunk, returns):
         """numba returns a float32 or int32 scalar as a Python float or int; cast it back
         so the next chunk computes in the graph's dtype, as the Python backend does."""
         lines = []
-        for step, _, _ in chunk:
+        for step, _, _, _ in chunk:
             name = self._defined(step)[0] if self._defined(step) else None
             if name in returns and self.g.shape(step.node) == () and self.g.dtype(step.node) not in ("float64", "int64"):
-                lines.append(f"    {name} = np.{self.g.dtype(step.node)}({name})")
+                lines.append(f"    {name} = np.{dtype_name(self.g.dtype(step.node))}({name})")
         return lines
 
-    def _params(self):
-        leaves = [self.name(n) + ("_1d" if self.g.shape(n) == () else "") for n in self.leaves]
-        return leaves + ["views"]
+    def _params(self, views):
+        leaves = [self.one_d(n) if self.g.shape(n) == () else self._node_name(n) for n in self.leaves]
+        return leaves + [views]
 
     def _view_names(self):
-        return [self.name(n) for n in self.plan.buffers()]
+        return [self._node_name(n) for n in self.plan.buffers()]
 
     def _ws_dtypes(self):
         return sorted({self.g.dtype(n) for n in self.plan.buffers()})
@@ -198,7 +277,7 @@ class Emitter:
     def _header(self):
         g = self.g
         lines = [
-            f'"""Numba CPU code for graph {g.name!r}, emitted by graphc {__version__}.',
+            f'"""Numba CPU code for one graph, emitted by graphc {__version__}.',
             "",
             "`run` computes the whole graph: forward, backward and (for a training",
             "step) the parameter update, calling each compiled chunk once.",
@@ -209,13 +288,15 @@ class Emitter:
             "",
             "import numpy as np",
             "from numba import njit, prange",
+            *(["", "from graphc.codegen import pyref as ref  # ops with no kernel: NumPy references"] if self.uses_host else []),
             *(["", "from graphc.codegen.fpenv import flush_subnormals, restore"] if self.flush_subnormals else []),
             "",
-            f"INPUTS = {tuple(g.name_of(n) for n in self.leaves)!r}",
-            f"SCALAR_INPUTS = {tuple(g.name_of(n) for n in self.leaves if g.shape(n) == ())!r}",
-            f"OUTPUTS = {tuple(self.outputs)!r}",
-            f"WORKSPACE_DTYPES = {tuple(self._ws_dtypes())!r}",
-            f"DIMS = {tuple(self._dim_names())!r}",
+            f"GRAPH = {literal(g.name)}",
+            f"INPUTS = {literal(tuple(g.name_of(n) for n in self.leaves))}",
+            f"SCALAR_INPUTS = {literal(tuple(g.name_of(n) for n in self.leaves if g.shape(n) == ()))}",
+            f"OUTPUTS = {literal(tuple(self.outputs))}",
+            f"WORKSPACE_DTYPES = {literal(tuple(self._ws_dtypes()))}",
+            f"DIMS = {literal(tuple(self._dim_names()))}",
             "",
         ]
         lines += self._globals()
@@ -229,18 +310,20 @@ class Emitter:
         return seen
 
     def _globals(self):
-        lines = []
-        for n, storage in self.plan.storage.items():
-            if storage == "global":
-                value = np.asarray(self.g.node(n)["attrs"]["value"])
-                lines.append(f"K_{self.name(n)} = np.array({value.tolist()!r}, dtype=np.{value.dtype.name})")
-        return lines + ([""] if lines else [])
+        """Array constants: module globals the loader hands over (runtime.load_source)."""
+        if not self.constants:
+            return []
+        lines = ["# CONSTANTS (a dict) is handed over by the loader: runtime.load_source"]
+        return lines + [f"{k} = CONSTANTS[{literal(k)}]" for k in self.constants] + [""]
+
+    def _dim_vars(self):
+        return [self.scope.lookup(("dim", d)) for d in self._dim_names()]
 
     def _aligned_sizes(self, dtype):
-        return [f"_aligned({K.size(self.g.shape(n))})" for n in self.plan.buffers() if self.g.dtype(n) == dtype]
+        return [f"_aligned({K.size(self, self.g.shape(n))})" for n in self.plan.buffers() if self.g.dtype(n) == dtype]
 
     def _workspace_sizes(self):
-        dims = ", ".join(self._dim_names())
+        dims = ", ".join(self._dim_vars())
         sizes = [" + ".join(self._aligned_sizes(dt)) for dt in self._ws_dtypes()]
         return ["", "def _aligned(n):", f"    return (n + {ALIGN - 1}) // {ALIGN} * {ALIGN}", "", "",
                 f"def workspace_sizes({dims}):", '    """Elements of each workspace array, for the bound dims."""',
@@ -250,31 +333,33 @@ class Emitter:
         lines = []
         for d in self._dim_names():
             n = next(n for n in self.leaves if d in self.g.shape(n))
-            lines.append(f"    {d} = {self.name(n)}.shape[{self.g.shape(n).index(d)}]")
+            lines.append(f"    {self.dim(d)} = {self.name(n)}.shape[{self.g.shape(n).index(d)}]")
         for n in self.leaves:
             if self.g.shape(n) == ():
-                lines.append(f"    {self.name(n)} = {self.name(n)}_1d[0]")
+                lines.append(f"    {self.name(n)} = {self.one_d(n)}[0]")
         return lines
 
     def _workspace_views(self):
         """`workspace_views` carves every buffer out of the workspace arrays.  The host
         calls it once per allocation and passes the views to each `run`."""
-        dims = "".join(", " + d for d in self._dim_names())
-        ws = ", ".join(f"ws_{dt}" for dt in self._ws_dtypes())
-        lines = ["", "", f"def workspace_views({ws}{dims}):",
+        self.new_step()
+        dims = "".join(", " + d for d in self._dim_vars())
+        ws = {dt: self.fresh(f"ws_{dt}") for dt in self._ws_dtypes()}
+        o = self.fresh("o")
+        lines = ["", "", f"def workspace_views({', '.join(ws.values())}{dims}):",
                  '    """Views into the workspace arrays, one per buffer, in `run`\'s order."""']
         for dt in self._ws_dtypes():
-            lines.append(f"    o = 0  # {dt} workspace")
+            lines.append(f"    {o} = 0  # {dt} workspace")
             for n in self.plan.buffers():
                 if self.g.dtype(n) == dt:
-                    shape, size = self.g.shape(n), K.size(self.g.shape(n))
-                    lines.append(f"    {self.name(n)} = ws_{dt}[o:o + {size}].reshape({K.tuple_text(shape)})")
-                    lines.append(f"    o += ({size} + {ALIGN - 1}) // {ALIGN} * {ALIGN}")
+                    shape, size = self.g.shape(n), K.size(self, self.g.shape(n))
+                    lines.append(f"    {self.name(n)} = {ws[dt]}[{o}:{o} + {size}].reshape({K.tuple_text(self, shape)})")
+                    lines.append(f"    {o} += ({size} + {ALIGN - 1}) // {ALIGN} * {ALIGN}")
         return lines + [f"    return ({''.join(v + ', ' for v in self._view_names())})"]
 
-    def _unpack_views(self):
+    def _unpack_views(self, views):
         names = self._view_names()
-        return [f"    ({''.join(v + ', ' for v in names)}) = views"] if names else []
+        return [f"    ({''.join(v + ', ' for v in names)}) = {views}"] if names else []
 
     def _return(self):
         parts = []
@@ -284,19 +369,20 @@ class Emitter:
 
     # ----- steps ------------------------------------------------------------------------
     def _step(self, step):
+        text = lambda n: comment(self.g.node_text(n))  # noqa: E731
         if isinstance(step, Loop):
-            return [f"    # loop over {K.tuple_text(step.shape)}: {', '.join(self.g.name_of(m) for m in step.members)}",
+            return [f"    # loop over {comment(K.shape_comment(step.shape))}: {comment(', '.join(self.g.name_of(m) for m in step.members))}",
                     *K.fused_loop(self, step)]
         if isinstance(step, Scalar):
-            return [f"    {self.name(step.node)} = {self._scalar_step(step.node)}  # {self.g.node_text(step.node)}"]
+            return [f"    {self.name(step.node)} = {self._scalar_step(step.node)}  # {text(step.node)}"]
         if isinstance(step, View):
             src = self.array(self.g.operands(step.node)[0])
-            view = f"{src}.T" if step.how == "T" else f"{src}.reshape({K.tuple_text(self.g.shape(step.node))})"
-            return [f"    {self.name(step.node)} = {view}  # {self.g.node_text(step.node)}"]
+            view = f"{src}.T" if step.how == "T" else f"{src}.reshape({K.tuple_text(self, self.g.shape(step.node))})"
+            return [f"    {self.name(step.node)} = {view}  # {text(step.node)}"]
         if isinstance(step, Copy):
             return K.copy_into_leaf(self, step.leaf, step.value)
-        also = [f"    # {self.g.node_text(step.partner)}"] if step.partner is not None else []
-        return [f"    # {self.g.node_text(step.node)}", *also, *K.kernel(self, step)]
+        also = [f"    # {text(step.partner)}"] if step.partner is not None else []
+        return [f"    # {text(step.node)}", *also, *K.kernel(self, step)]
 
     def _scalar_step(self, n):
         g, op = self.g, self.g.op(n)
@@ -304,8 +390,8 @@ class Emitter:
         if op == "count":
             axes = g.node(n)["attrs"]["axes"]
             shape = g.shape(operands[0])
-            return f"np.{g.dtype(n)}({K.size([shape[a] for a in axes])})"
-        if op == "reshape":
+            return f"np.{dtype_name(g.dtype(n))}({K.size(self, [shape[a] for a in axes])})"
+        if op in ("reshape", "transpose"):  # of a 0-d or 1-element array: its one value
             src = operands[0]
             return self.scalar(src) if g.shape(src) == () else f"{self.array(src)}[{', '.join('0' for _ in g.shape(src))}]"
         return scalar_expr(op, [self.scalar(o) for o in operands], self.ctx(n))
@@ -319,72 +405,21 @@ def emit(graph, outputs=None, parallel=False, dims=None, flush_subnormals=True):
     outputs = dict(graph.outputs) if outputs is None else {k: graph.outputs[k] for k in outputs}
     if parallel not in (True, False, "auto"):
         raise GraphcError(f"parallel must be True, False or 'auto', got {parallel!r}")
-    return Emitter(graph, outputs, parallel, dims, flush_subnormals).module()
+    return emit_module(graph, outputs, parallel, dims, flush_subnormals)[0]
 
 
-class NumbaCompiled(Compiled):
-    """Host side of a numba module: binds feeds, owns the workspaces, calls `run`."""
-
-    def __init__(self, graph, outputs, parallel, copy_outputs, flush_subnormals):
-        self._outputs, self._parallel, self.copy_outputs = outputs, parallel, copy_outputs
-        self._flush = flush_subnormals
-        source = emit(graph, outputs, parallel=False if parallel == "auto" else parallel, flush_subnormals=flush_subnormals)
-        super().__init__(graph, source, load_source(source, "numba"), "numba")
-        self._resolved = parallel != "auto"
-        self._workspaces = {}
-        self._out_dtypes = [np.dtype(graph.dtype(outputs[name])) for name in self.output_names]
-
-    def _resolve_parallel(self, dims):
-        """parallel="auto": re-emit once, with prange where the first call's sizes repay it."""
-        source = emit(self.graph, self._outputs, parallel="auto", dims=dims, flush_subnormals=self._flush)
-        if source != self.source:
-            self.source, self.module = source, load_source(source, "numba")
-            self.path = self.module.__file__
-        self._resolved = True
-
-    def _run(self, args, dims):
-        if not self._resolved:
-            self._resolve_parallel(dims)
-        for k, *_ in self._fed:
-            a = args[k]
-            if a.ndim == 0 or not a.flags.c_contiguous:
-                args[k] = _as_kernel_arg(a)
-        try:
-            result = self.module.run(*args, self._workspace(dims))
-        except (ValueError, IndexError) as e:
-            raise CallError(f"graph {self.graph.name!r}: {e}") from None
-        return {name: _output(v, dt, self.copy_outputs) for name, v, dt in zip(self.output_names, result, self._out_dtypes)}
-
-    def _held_arg(self, arr):
-        return _as_kernel_arg(arr)  # 0-d state is passed as a 1-element view of the same memory
-
-    def _workspace(self, dims):
-        """The buffer views for these dims, carved from workspace arrays allocated once."""
-        key = tuple(dims.get(d) for d in self.module.DIMS)
-        views = self._workspaces.get(key)
-        if views is None:
-            sizes = self.module.workspace_sizes(*key)
-            ws = [np.empty(s, dtype=dt) for s, dt in zip(sizes, self.module.WORKSPACE_DTYPES)]
-            views = self.module.workspace_views(*ws, *key)
-            self._workspaces = {key: views}  # keep one set: a ragged last batch must not pile up memory
-        return views
+def emit_module(graph, outputs=None, parallel=False, dims=None, flush_subnormals=True):
+    """(source, constants): `emit`, with the array constants the loader hands over."""
+    outputs = dict(graph.outputs) if outputs is None else {k: graph.outputs[k] for k in outputs}
+    if parallel not in (True, False, "auto"):
+        raise GraphcError(f"parallel must be True, False or 'auto', got {parallel!r}")
+    e = Emitter(graph, outputs, parallel, dims, flush_subnormals)
+    return e.module(), e.constants
 
 
 def _threads():
     import numba
     return numba.config.NUMBA_NUM_THREADS
-
-
-def _as_kernel_arg(a):
-    if a.ndim == 0:
-        return a.reshape(1)
-    return a if a.flags.c_contiguous else np.ascontiguousarray(a)
-
-
-def _output(v, dtype, copy):
-    if isinstance(v, np.ndarray):
-        return v.copy() if copy else v
-    return np.asarray(v, dtype=dtype)  # numba boxes a float32 scalar as a Python float
 
 
 def build(graph, outputs=None, parallel="auto", copy_outputs=True, flush_subnormals=True):
@@ -395,5 +430,6 @@ def build(graph, outputs=None, parallel="auto", copy_outputs=True, flush_subnorm
     select_threading_layer()
     if flush_subnormals not in (True, False):
         raise GraphcError(f"flush_subnormals must be True or False, got {flush_subnormals!r}")
+    from graphc.codegen.numba_host import NumbaCompiled
     outputs = dict(graph.outputs) if outputs is None else {k: graph.outputs[k] for k in outputs}
     return NumbaCompiled(graph, outputs, parallel, copy_outputs, flush_subnormals)

@@ -20,21 +20,22 @@ to tiny values so tests run quickly; the code is the same.
 """
 import importlib.util
 import os
+import re
 
 import numpy as np
 
 from graphc import __version__
 from graphc.codegen import cuda_kernels as K
 from graphc.codegen.fusion import Copy, Loop, Scalar, View, plan
-from graphc.codegen.python import Namer
+from graphc.codegen.literals import comment, dtype_name, literal
+from graphc.codegen.names import Scope
 from graphc.codegen.scalar import Ctx, lit
 from graphc.errors import CallError, GraphcError
 from graphc.runtime import Compiled, load_source
 
 GPU_OPTIONS = {"threads": 128, "tile": 16, "max_blocks": 4096, "tree_min": 32}
 SIM_OPTIONS = {"threads": 4, "tile": 4, "max_blocks": 2, "tree_min": 32}
-RESERVED = {"math", "np", "numba", "cuda", "run", "ws", "check", "workspace", "THREADS", "TILE", "MAX_BLOCKS",
-            "INPUTS", "OUTPUTS", "DIMS", "WORKSPACE", "BY_REF", "LABEL_CHECKS"}
+_MARKER = re.compile("\0([A-Za-z0-9_]+)\0")  # a template temporary (cuda_kernels.py)
 
 
 def simulating():
@@ -77,22 +78,49 @@ class Emitter:
         self.dim_names = []
         for n in self.leaves:
             self.dim_names += [d for d in graph.shape(n) if isinstance(d, str) and d not in self.dim_names]
-        self.name = Namer(graph)
-        self.name.taken |= RESERVED | set(self.dim_names)
+        # Names: the module scope, `run`'s (nodes, dims, buffers), and per kernel a child
+        # that hands out the kernel's temporaries and records what it reads (its parameters).
+        self.module_scope = Scope()
+        self.scope = self.module_scope.child()
         for n in self.leaves:
-            self.name(n)
+            self._node_name(n)
+        self.dim_vars = [self.scope.bind(("dim", d), d) for d in self.dim_names]
+        for n in graph.toposort():
+            self._node_name(n)
         self.by_ref = {n for n in graph.updates if graph.shape(n) == ()}  # 0-d leaves the step overwrites
-        self.kernels, self.checks, self.check_code = [], [], {}
-        self.used, self.local = [], {}
+        self.kernels, self.checks, self.check_code, self.constants = [], [], {}, {}
+        self.kscope, self.local, self.temps = self.scope.child(), {}, {}
 
-    # ----- what a kernel reads (each call records a parameter) -----------------------------
+    # ----- names, and what a kernel reads (each use records a parameter) -------------------
+    def _node_name(self, n):
+        return self.scope.bind(n, self.g.name_of(n))
+
+    def name(self, n):
+        return self._node_name(n)
+
     def use(self, var):
-        if var not in self.used:
-            self.used.append(var)
-        return var
+        return self.kscope.use(var)
+
+    def temp(self, key, hint=None):
+        """The kernel's temporary for a template marker: one name per key per kernel."""
+        if key not in self.temps:
+            self.temps[key] = self.kscope.fresh(hint or "_" + key)
+        return self.temps[key]
+
+    def finish(self, lines):
+        """Template lines with their temporary markers replaced by the kernel's names."""
+        return [_MARKER.sub(lambda m: self.temp(m.group(1)), line) for line in lines]
+
+    def reg(self, n):
+        """The kernel's register (local) for node n's value."""
+        return self.temp(("reg", n), self.name(n) + "_")
+
+    def err(self):
+        """The 1-element array a kernel writes a label error code into."""
+        return self.use(self.scope.bind(("err",), "_err"))
 
     def dim(self, d):
-        return self.use(d) if isinstance(d, str) else str(d)
+        return self.use(self.scope.lookup(("dim", d))) if isinstance(d, str) else literal(int(d))
 
     def dims(self, shape):
         return [self.dim(d) for d in shape]
@@ -105,7 +133,11 @@ class Emitter:
         storage = self.plan.storage[n]
         if isinstance(storage, tuple):
             return self.name(storage[1])  # an update written into its param's own array
-        return "K_" + self.name(n) if storage == "global" else self.name(n)
+        if storage == "global":
+            key = self.module_scope.bind(("global", n), "K_" + self.name(n))
+            self.constants[key] = np.asarray(self.g.node(n)["attrs"]["value"])
+            return key
+        return self.name(n)
 
     def at(self, n, idx):
         """Element idx of array node n; a view reads the array it views."""
@@ -150,16 +182,17 @@ class Emitter:
     def module(self):
         for step in _grouped(self.plan.steps):
             self._kernel(step)
+        tail = self._workspace() + self._run()
         lines = self._header()
         for name, params, body, launch, doc in self.kernels:
-            lines += ["", "", "@cuda.jit(cache=True)", f"def {name}({', '.join(params)}):", f'    """{doc}"""',
+            lines += ["", "", "@cuda.jit(cache=True)", f"def {name}({', '.join(params)}):", f"    # {comment(doc)}",
                       *K.indent(body)]
-        return "\n".join(lines + self._workspace() + self._run() + [""])
+        return "\n".join(lines + tail + [""])
 
     def _kernel(self, step):
         if isinstance(step, View):
             return  # read through index arithmetic by the kernels that use it
-        self.used, self.local = [], {}
+        self.kscope, self.local, self.temps = self.scope.child(), {}, {}
         g = self.g
         if isinstance(step, list):
             body, launch = K.scalars(self, [s.node for s in step])
@@ -175,16 +208,22 @@ class Emitter:
             body, launch = K.softmax_cross_entropy(self, step.node, step.partner)
             hint, doc = self.name(step.node), f"{g.node_text(step.node)}; {g.node_text(step.partner)}"
         else:
-            body, launch = K.KERNELS[g.op(step.node)](self, step.node)
+            op = g.op(step.node)
+            if op not in K.KERNELS:
+                raise GraphcError(f"{op} '{g.name_of(step.node)}': the cuda backend has no kernel for op {op!r} "
+                                  "(see docs/adding-an-op.md); use the python or numba backend for this graph")
+            body, launch = K.KERNELS[op](self, step.node)
             hint, doc = self.name(step.node), g.node_text(step.node)
-        name = f"_k{len(self.kernels)}_{hint}"
-        self.kernels.append((name, list(self.used), body, launch, doc.replace('"""', "'''")))
+        body = self.finish(body)
+        launch = tuple(self.finish([x])[0] if isinstance(x, str) else x for x in launch)
+        name = self.module_scope.fresh(f"_k{len(self.kernels)}_{hint}")
+        self.kernels.append((name, list(self.kscope.reads), body, launch, doc))
 
     def _header(self):
         g, o = self.g, self.opts
         by_ref = tuple(g.name_of(n) for n in self.leaves if n in self.by_ref)
         return [
-            f'"""CUDA code (numba-cuda) for graph {g.name!r}, emitted by graphc {__version__}.',
+            f'"""CUDA code (numba-cuda) for one graph, emitted by graphc {__version__}.',
             "",
             "`run` launches one kernel per fused loop, matmul, reduction or other op, in",
             "order: for a training step, forward, backward and the parameter update.  It",
@@ -198,16 +237,19 @@ class Emitter:
             "import numpy as np",
             "from numba import cuda",
             "",
-            f"INPUTS = {tuple(g.name_of(n) for n in self.leaves)!r}",
-            f"OUTPUTS = {tuple(self.outputs)!r}",
-            f"DIMS = {tuple(self.dim_names)!r}",
-            f"BY_REF = {by_ref!r}  # 0-d inputs passed as 1-element device arrays (the step updates them)",
-            f"LABEL_CHECKS = {tuple(self.checks)!r}  # (label input or None, bound, message)",
+            f"GRAPH = {literal(g.name)}",
+            f"INPUTS = {literal(tuple(g.name_of(n) for n in self.leaves))}",
+            f"OUTPUTS = {literal(tuple(self.outputs))}",
+            f"DIMS = {literal(tuple(self.dim_names))}",
+            f"BY_REF = {literal(by_ref)}  # 0-d inputs passed as 1-element device arrays (the step updates them)",
+            f"LABEL_CHECKS = {literal(tuple(self.checks))}  # (label input or None, bound, message)",
             "",
-            f"THREADS = {o['threads']}  # threads per block: 1-D kernels and reduction trees (a power of 2)",
-            f"TILE = {o['tile']}  # matmul tiles are TILE x TILE (one thread per element of C)",
-            f"MAX_BLOCKS = {o['max_blocks']}  # grid-stride loops use at most this many blocks",
+            f"THREADS = {literal(int(o['threads']))}  # threads per block: 1-D kernels and reduction trees (a power of 2)",
+            f"TILE = {literal(int(o['tile']))}  # matmul tiles are TILE x TILE (one thread per element of C)",
+            f"MAX_BLOCKS = {literal(int(o['max_blocks']))}  # grid-stride loops use at most this many blocks",
             "",
+            *(["# CONSTANTS (a dict) is handed over by the loader: runtime.load_source"] if self.constants else []),
+            *[f"{k} = CONSTANTS[{literal(k)}]" for k in self.constants],
             "",
             "def _blocks(n):",
             "    return min(max((n + THREADS - 1) // THREADS, 1), MAX_BLOCKS)",
@@ -227,43 +269,48 @@ class Emitter:
         for n in self.plan.order:
             storage = self.plan.storage.get(n)
             if storage == "buffer":
-                out.append((self.name(n), f"cuda.device_array({_shape_text(g.shape(n))}, np.{g.dtype(n)})"))
+                out.append((self.name(n), f"cuda.device_array({self._shape_text(g.shape(n))}, np.{dtype_name(g.dtype(n))})"))
             elif storage == "scalar":
-                out.append((self.name(n), f"cuda.device_array(1, np.{g.dtype(n)})"))
+                out.append((self.name(n), f"cuda.device_array(1, np.{dtype_name(g.dtype(n))})"))
         for n, storage in self.plan.storage.items():
             if storage == "global":
-                value = np.asarray(g.node(n)["attrs"]["value"])
-                out.append(("K_" + self.name(n), f"cuda.to_device(np.array({value.tolist()!r}, dtype=np.{value.dtype.name}))"))
+                out.append((self.array(n), f"cuda.to_device({self.array(n)})"))
         if self.checks:
-            out.append(("_err", "cuda.to_device(np.zeros(1, np.int32))"))
+            out.append((self.err(), "cuda.to_device(np.zeros(1, np.int32))"))
         return out
+
+    def _shape_text(self, shape):
+        parts = [self.scope.lookup(("dim", d)) if isinstance(d, str) else literal(int(d)) for d in shape]
+        return "(" + ", ".join(parts) + ("," if len(parts) == 1 else "") + ")"
 
     def _workspace(self):
         buffers = self._buffers()
-        lines = ["", "", f"WORKSPACE = {tuple(name for name, _ in buffers)!r}", "", "",
-                 f"def workspace({', '.join(self.dim_names)}):",
+        lines = ["", "", f"WORKSPACE = {literal(tuple(name for name, _ in buffers))}", "", "",
+                 f"def workspace({', '.join(self.dim_vars)}):",
                  '    """Device memory for the bound dims: allocated once, reused by every call."""', "    return ("]
         return lines + [f"        {alloc},  # {name}" for name, alloc in buffers] + ["    )"]
 
     def _run(self):
         g = self.g
         leaves = [self.name(n) for n in self.leaves]
-        lines = ["", "", f"def run({', '.join(leaves + ['ws', 'check'])}):",
+        ws, check = self.scope.fresh("ws"), self.scope.fresh("check")
+        lines = ["", "", f"def run({', '.join(leaves + [ws, check])}):",
                  '    """Launch every kernel in order; return the outputs as host arrays."""']
-        for d in self.dim_names:
+        for d, var in zip(self.dim_names, self.dim_vars):
             n = next(n for n in self.leaves if d in g.shape(n))
-            lines.append(f"    {d} = {self.name(n)}.shape[{g.shape(n).index(d)}]")
+            lines.append(f"    {var} = {self.name(n)}.shape[{g.shape(n).index(d)}]")
         names = [name for name, _ in self._buffers()]
         if names:
-            lines.append(f"    {''.join(n + ', ' for n in names)}= ws")
+            lines.append(f"    {''.join(n + ', ' for n in names)}= {ws}")
         for name, params, _, launch, _ in self.kernels:
             lines.append(f"    {name}{K.launch_text(launch)}({', '.join(params)})")
         if self.checks:
-            lines += ["    if check:  # a kernel met a label out of range",
-                      "        code = int(_err.copy_to_host()[0])",
-                      "        if code:",
-                      "            _err.copy_to_device(np.zeros(1, np.int32))",
-                      "            raise ValueError(LABEL_CHECKS[code - 1][2])"]
+            code, err = self.scope.fresh("code"), self.err()
+            lines += [f"    if {check}:  # a kernel met a label out of range",
+                      f"        {code} = int({err}.copy_to_host()[0])",
+                      f"        if {code}:",
+                      f"            {err}.copy_to_device(np.zeros(1, np.int32))",
+                      f"            raise ValueError(LABEL_CHECKS[{code} - 1][2])"]
         return lines + [f"    return ({''.join(self._host(n) + ', ' for n in self.outputs.values())})"]
 
     def _host(self, n):
@@ -275,7 +322,7 @@ class Emitter:
             return f"{self.array(n)}.copy_to_host().reshape(())"
         if storage == "view":
             src = self._host(g.operands(n)[0])
-            return f"{src}.T" if g.op(n) == "transpose" else f"{src}.reshape({_shape_text(g.shape(n))})"
+            return f"{src}.T" if g.op(n) == "transpose" else f"{src}.reshape({self._shape_text(g.shape(n))})"
         return f"{self.array(n)}.copy_to_host()"
 
 
@@ -291,15 +338,20 @@ def _grouped(steps):
 
 
 def _shape_text(shape):
-    parts = [str(d) for d in shape]
-    return "(" + ", ".join(parts) + ("," if len(parts) == 1 else "") + ")"
+    return "(" + ", ".join(str(d) for d in shape) + ("," if len(shape) == 1 else "") + ")"  # comments only
 
 
 def emit(graph, outputs=None, **opts):
     """Return the numba-cuda module source for `graph`.  Options: threads, tile,
     max_blocks, tree_min (see `options`); the defaults suit a GPU, or the simulator."""
+    return emit_module(graph, outputs, **opts)[0]
+
+
+def emit_module(graph, outputs=None, **opts):
+    """(source, constants): `emit`, with the array constants the loader hands over."""
     outputs = dict(graph.outputs) if outputs is None else {k: graph.outputs[k] for k in outputs}
-    return Emitter(graph, outputs, options(**opts)).module()
+    e = Emitter(graph, outputs, options(**opts))
+    return e.module(), e.constants
 
 
 # ----- the host side ---------------------------------------------------------------------------------
@@ -318,8 +370,8 @@ class CudaCompiled(Compiled):
     def __init__(self, graph, outputs, opts):
         from numba import cuda
         self._cuda = cuda
-        source = emit(graph, outputs, **opts)
-        super().__init__(graph, source, load_source(source, "cuda"), "cuda")
+        source, constants = emit_module(graph, outputs, **opts)
+        super().__init__(graph, source, load_source(source, "cuda", constants), "cuda")
         self._by_ref = [name in self.module.BY_REF for name in self.input_names]
         self._key, self._ws, self._dev = None, None, {}
 

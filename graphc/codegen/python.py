@@ -1,97 +1,131 @@
 """Emit readable NumPy source from a Graph: one line per node, named after the
-node, with the IR node as a comment; forward first, then backward.
+node, with the IR node as a comment, in the graph's dependency order.
 
 This backend is the oracle the compiled backends are tested against, so each
-line is the plainest NumPy spelling of the op.
+line is the plainest NumPy spelling of the op.  Identifiers come from
+`names.Scope` (user names are kept wherever they are free), values from
+`literals.literal`, and array constants are module globals handed over by the
+loader, never printed.
 """
+import functools
 import keyword
 
 import numpy as np
 
 from graphc import __version__
+from graphc.codegen.literals import comment, dtype_name, literal
+from graphc.codegen.names import Scope
+from graphc.ops.registry import OPS
 from graphc.rewrite import live_nodes
 from graphc.runtime import Compiled, load_source
 
-RESERVED = {"np", "ref", "run"}
 
+class Spell:
+    """What a TABLE entry sees: the node's attrs, literals, and dims as identifiers."""
 
-def _fmt_shape(shape):
-    return "(" + "".join(f"{d}, " for d in shape).rstrip(" ") + ")" if len(shape) != 1 else f"({shape[0]},)"
+    def __init__(self, attrs, dim):
+        self.attrs, self._dim = attrs, dim
+
+    def shape(self, shape):
+        parts = [self._dim(d) if isinstance(d, str) else literal(int(d)) for d in shape]
+        return "(" + ", ".join(parts) + ("," if len(parts) == 1 else "") + ")"
+
+    def lit(self, key):
+        """Attr `key` as a literal (the only way an attr should reach the code)."""
+        return literal(self.attrs[key])
+
+    def __getitem__(self, key):  # entries written as `lambda a, at: ... at["axes"]` keep working
+        return self.attrs[key]
 
 
 def _kw(name):
-    return lambda a, at: f"{name}({a[0]}, axis={at['axes']}, keepdims={at['keepdims']})"
+    return lambda a, c: f"{name}({a[0]}, axis={c.lit('axes')}, keepdims={c.lit('keepdims')})"
 
 
-# op -> (operand expressions, attrs) -> expression.  Ops missing here call the
+# op -> (operand expressions, Spell) -> expression.  Ops missing here call the
 # op table's NumPy reference through `ref`, which is always correct if less pretty.
 TABLE = {
-    "add": lambda a, at: f"{a[0]} + {a[1]}",
-    "sub": lambda a, at: f"{a[0]} - {a[1]}",
-    "mul": lambda a, at: f"{a[0]} * {a[1]}",
-    "div": lambda a, at: f"{a[0]} / {a[1]}",
-    "pow": lambda a, at: f"{a[0]} ** {a[1]}",
-    "neg": lambda a, at: f"-{a[0]}",
-    "exp": lambda a, at: f"np.exp({a[0]})",
-    "log": lambda a, at: f"np.log({a[0]})",
-    "sqrt": lambda a, at: f"np.sqrt({a[0]})",
-    "abs": lambda a, at: f"np.abs({a[0]})",
-    "sign": lambda a, at: f"np.sign({a[0]})",
-    "tanh": lambda a, at: f"np.tanh({a[0]})",
-    "relu": lambda a, at: f"np.maximum({a[0]}, 0)",
-    "softplus": lambda a, at: f"np.logaddexp(0, {a[0]})",
-    "maximum": lambda a, at: f"np.maximum({a[0]}, {a[1]})",
-    "minimum": lambda a, at: f"np.minimum({a[0]}, {a[1]})",
-    "gt": lambda a, at: f"{a[0]} > {a[1]}",
-    "ge": lambda a, at: f"{a[0]} >= {a[1]}",
-    "lt": lambda a, at: f"{a[0]} < {a[1]}",
-    "le": lambda a, at: f"{a[0]} <= {a[1]}",
-    "eq": lambda a, at: f"{a[0]} == {a[1]}",
-    "ne": lambda a, at: f"{a[0]} != {a[1]}",
-    "where": lambda a, at: f"np.where({a[0]}, {a[1]}, {a[2]})",
-    "cast": lambda a, at: f"np.asarray({a[0]}).astype(np.{at['dtype']})",
+    "add": lambda a, c: f"{a[0]} + {a[1]}",
+    "sub": lambda a, c: f"{a[0]} - {a[1]}",
+    "mul": lambda a, c: f"{a[0]} * {a[1]}",
+    "div": lambda a, c: f"{a[0]} / {a[1]}",
+    "pow": lambda a, c: f"{a[0]} ** {a[1]}",
+    "neg": lambda a, c: f"-{a[0]}",
+    "exp": lambda a, c: f"np.exp({a[0]})",
+    "log": lambda a, c: f"np.log({a[0]})",
+    "sqrt": lambda a, c: f"np.sqrt({a[0]})",
+    "abs": lambda a, c: f"np.abs({a[0]})",
+    "sign": lambda a, c: f"np.sign({a[0]})",
+    "tanh": lambda a, c: f"np.tanh({a[0]})",
+    "relu": lambda a, c: f"np.maximum({a[0]}, 0)",
+    "softplus": lambda a, c: f"np.logaddexp(0, {a[0]})",
+    "maximum": lambda a, c: f"np.maximum({a[0]}, {a[1]})",
+    "minimum": lambda a, c: f"np.minimum({a[0]}, {a[1]})",
+    "gt": lambda a, c: f"{a[0]} > {a[1]}",
+    "ge": lambda a, c: f"{a[0]} >= {a[1]}",
+    "lt": lambda a, c: f"{a[0]} < {a[1]}",
+    "le": lambda a, c: f"{a[0]} <= {a[1]}",
+    "eq": lambda a, c: f"{a[0]} == {a[1]}",
+    "ne": lambda a, c: f"{a[0]} != {a[1]}",
+    "where": lambda a, c: f"np.where({a[0]}, {a[1]}, {a[2]})",
+    "cast": lambda a, c: f"np.asarray({a[0]}).astype(np.{dtype_name(c.attrs['dtype'])})",
     "sum": _kw("np.sum"),
     "max": _kw("np.max"),
-    "matmul": lambda a, at: f"{a[0]} @ {a[1]}",
-    "transpose": lambda a, at: f"np.transpose({a[0]}, {at['perm']})",
-    "reshape": lambda a, at: f"np.reshape({a[0]}, {_fmt_shape(at['shape'])})",
-    "broadcast_to": lambda a, at: f"np.broadcast_to({a[0]}, {_fmt_shape(at['shape'])})",
+    "matmul": lambda a, c: f"{a[0]} @ {a[1]}",
+    "transpose": lambda a, c: f"np.transpose({a[0]}, {c.lit('perm')})",
+    "reshape": lambda a, c: f"np.reshape({a[0]}, {c.shape(c.attrs['shape'])})",
+    "broadcast_to": lambda a, c: f"np.broadcast_to({a[0]}, {c.shape(c.attrs['shape'])})",
 }
 
 
-def register_expr(op, fn):
-    """Give an op defined elsewhere (e.g. a user op) an inline NumPy spelling.
-
-    `fn(operand expressions, attrs) -> expression`, like the entries above.
-    """
-    TABLE[op] = fn
-
-
-class Namer:
-    """Map node names to distinct Python identifiers (dots become underscores)."""
-
-    def __init__(self, graph):
-        self.graph, self.names, self.taken = graph, {}, set(RESERVED)
-
-    def __call__(self, n):
-        if n not in self.names:
-            base = self.graph.name_of(n).replace(".", "_")
-            if keyword.iskeyword(base) or base in RESERVED:
-                base += "_"
-            name, k = base, 1
-            while name in self.taken:
-                k += 1
-                name = f"{base}_{k}"
-            self.taken.add(name)
-            self.names[n] = name
-        return self.names[n]
+@functools.lru_cache(maxsize=None)
+def _user_template(op, expr):
+    """A user op's inline NumPy spelling, derived from its SymPy form (opdef.expr), or
+    None when it has no pure-NumPy one: then the emitter calls `ref.<op>`, the
+    lambdified reference (erf prints as math.erf, which is not vectorized, and an
+    expression that ignores an operand would not broadcast to the op's shape)."""
+    from graphc.ops.user import _FOREIGN_MODULE, _printer
+    syms = expr.variables
+    placeholders = {s: f"__arg{k}__" for k, s in enumerate(syms)}
+    try:
+        template = _printer(placeholders).doprint(expr.expr)
+    except Exception:  # the printer cannot spell it (strict mode): keep the ref call
+        return None
+    if expr.expr.free_symbols != set(syms) or _FOREIGN_MODULE.search(template) or "\n" in template or "#" in template:
+        return None
+    return template.replace("numpy.", "np.")
 
 
-def const_expr(value):
-    value = np.asarray(value)
-    if value.ndim == 0:
-        return f"np.{value.dtype.name}({value.item()!r})"
-    return f"np.array({value.tolist()!r}, dtype=np.{value.dtype.name})"
+def spelling(op):
+    """The inline spelling of `op` (TABLE, or derived for a user op), or None."""
+    if op in TABLE:
+        return TABLE[op]
+    opdef = OPS.get(op)
+    template = _user_template(op, opdef.expr) if opdef is not None and opdef.expr is not None else None
+    if template is None:
+        return None
+
+    def spell(args, c):
+        text = template
+        for k, a in enumerate(args):
+            text = text.replace(f"__arg{k}__", f"({a})")
+        return text
+    return spell
+
+
+def ref_call(op, args, attrs, dim):
+    """`ref.<op>(args, attr=literal, ...)`: a call of the op table's NumPy reference.
+    `dim(d)` is the variable of a symbolic dim in a shape attr."""
+    fn = f"ref.{op}" if op.isidentifier() and not keyword.iskeyword(op) else f"getattr(ref, {literal(op)})"
+    kwargs = "".join(f", {k}={_attr(v, dim)}" for k, v in sorted(attrs.items()))
+    return f"{fn}({', '.join(args)}{kwargs})"
+
+
+def _attr(v, dim):
+    """An attr as a literal; a symbolic dim in a shape is its variable."""
+    if isinstance(v, (tuple, list)) and any(isinstance(d, str) for d in v):
+        return Spell({}, dim).shape(v)
+    return literal(v)
 
 
 def inlined(graph, n):
@@ -100,84 +134,125 @@ def inlined(graph, n):
     return data["op"] == "const" and np.ndim(data["attrs"]["value"]) == 0 and data["name"].startswith("const_")
 
 
-def operand_expr(graph, o, name_of):
-    return const_expr(graph.node(o)["attrs"]["value"]) if inlined(graph, o) else name_of(o)
+class Emitter:
+    """One module: a Scope for the module, a child for `run`, and the constants."""
+
+    def __init__(self, graph, outputs):
+        self.g, self.outputs = graph, outputs
+        self.module_scope = Scope()
+        self.scope = self.module_scope.child()
+        self.constants = {}
+        self.leaves = sorted(graph.nodes_with_op("input", "param"))
+        for n in self.leaves:
+            self.name(n)
+        for d in self._dims():
+            self.dim(d)
+        for n in graph.toposort():
+            self.name(n)
+
+    def name(self, n):
+        return self.scope.bind(n, self.g.name_of(n))
+
+    def dim(self, d):
+        return self.scope.bind(("dim", d), d)
+
+    def _dims(self):
+        seen = []
+        for n in self.leaves:
+            seen += [d for d in self.g.shape(n) if isinstance(d, str) and d not in seen]
+        return seen
+
+    def const(self, n):
+        value = np.asarray(self.g.node(n)["attrs"]["value"])
+        if value.ndim == 0:
+            return literal(value.item(), self.g.dtype(n))
+        key = self.module_scope.bind(("const", n), "K_" + self.name(n))
+        self.constants[key] = value
+        return key
+
+    def operand(self, o):
+        return self.const(o) if inlined(self.g, o) else self.name(o)
+
+    def expr(self, n):
+        g = self.g
+        data = g.node(n)
+        op, attrs = data["op"], data["attrs"]
+        if op == "const":
+            value = self.const(n)
+            return f"{value}.copy()" if np.ndim(attrs["value"]) else value
+        args = [self.operand(o) for o in g.operands(n)]
+        spell = spelling(op)
+        if spell is not None:
+            return spell(args, Spell(attrs, self.dim))
+        return ref_call(op, args, attrs, self.dim)
+
+    def body(self):
+        g = self.g
+        lines = []
+        for d in self._dims():  # each symbolic dim from the first input that carries it
+            n = next(n for n in self.leaves if d in g.shape(n))
+            lines.append(f"    {self.dim(d)} = {self.name(n)}.shape[{g.shape(n).index(d)}]")
+        live = live_nodes(g, [*self.outputs.values(), *g.updates.values()])
+        phase = None
+        for n in g.toposort():
+            if n not in live or n in self.leaves or inlined(g, n):
+                continue
+            if g.node(n)["phase"] != phase:
+                phase = g.node(n)["phase"]
+                lines.append(f"    # ---- {comment(phase)} ----")
+            lines.append(f"    {self.name(n)} = {self.expr(n)}  # {comment(g.node_text(n))}")
+        return lines + self._updates()
+
+    def _updates(self):
+        """A step graph writes each param's new value into the param's own array, in
+        place, after everything that reads the old value has run."""
+        g = self.g
+        if not g.updates:
+            return []
+        lines = ["    # ---- state updates: new values into the params' own arrays ----"]
+        nexts = {leaf: self.scope.fresh(self.name(leaf) + "_next") for leaf in g.updates}
+        for leaf, value in g.updates.items():
+            # A value that is itself a param (a swap) may be overwritten first: copy it.
+            copy = ".copy()" if g.op(value) == "param" else ""
+            lines.append(f"    {nexts[leaf]} = {self.operand(value)}{copy}")
+        lines += [f"    {self.name(leaf)}[...] = {nexts[leaf]}" for leaf in g.updates]
+        return lines
+
+    def module(self):
+        g = self.g
+        body = self.body()
+        ret = ", ".join(f"{literal(k)}: {self.operand(n)}" for k, n in self.outputs.items())
+        header = [
+            f'"""NumPy code for one graph, emitted by graphc {__version__}.',
+            "",
+            "One line per graph node; each line's comment is that node in graphc's text form.",
+            "Regenerate rather than edit.",
+            '"""',
+            "import numpy as np",
+            "",
+            "from graphc.codegen import pyref as ref",
+            "",
+            f"GRAPH = {literal(g.name)}",
+            f"INPUTS = {literal(tuple(g.name_of(n) for n in self.leaves))}",
+            f"OUTPUTS = {literal(tuple(self.outputs))}",
+        ]
+        if self.constants:
+            header.append("# CONSTANTS (a dict) is handed over by the loader: runtime.load_source")
+            header += [f"{k} = CONSTANTS[{literal(k)}]" for k in self.constants]
+        header += ["", "", f"def run({', '.join(self.name(n) for n in self.leaves)}):"]
+        return "\n".join(header + body + [f"    return {{{ret}}}", ""])
 
 
-def node_expr(graph, n, name_of):
-    data = graph.node(n)
-    op, attrs = data["op"], data["attrs"]
-    if op == "const":
-        return const_expr(attrs["value"])
-    args = [operand_expr(graph, o, name_of) for o in graph.operands(n)]
-    if op in TABLE:
-        return TABLE[op](args, attrs)
-    kwargs = "".join(f", {k}={v!r}" for k, v in sorted(attrs.items()))
-    return f"ref.{op}({', '.join(args)}{kwargs})"
-
-
-def _dim_bindings(graph, leaves, name_of):
-    """Bind each symbolic dim from the first input that carries it: N = x.shape[0]."""
-    lines, bound = [], set()
-    for n in leaves:
-        for axis, d in enumerate(graph.shape(n)):
-            if isinstance(d, str) and d not in bound:
-                bound.add(d)
-                lines.append(f"    {d} = {name_of(n)}.shape[{axis}]")
-    return lines
-
-
-def _update_lines(graph, name_of):
-    """A step graph writes each param's new value into the param's own array, in
-    place, after everything that reads the old value has run."""
-    if not graph.updates:
-        return []
-    lines = ["    # ---- state updates: new values into the params' own arrays ----"]
-    for leaf, value in graph.updates.items():
-        # A value that is itself a param (a swap) may be overwritten first: copy it.
-        copy = ".copy()" if graph.op(value) == "param" else ""
-        lines.append(f"    {name_of(leaf)}_next = {operand_expr(graph, value, name_of)}{copy}")
-    lines += [f"    {name_of(leaf)}[...] = {name_of(leaf)}_next" for leaf in graph.updates]
-    return lines
+def emit_module(graph, outputs=None):
+    """(source, constants) for `graph`: constants are the array globals the loader hands over."""
+    outputs = dict(graph.outputs) if outputs is None else {k: graph.outputs[k] for k in outputs}
+    e = Emitter(graph, outputs)
+    return e.module(), e.constants
 
 
 def emit(graph, outputs=None):
     """Return the module source for `graph`, computing `outputs` (all by default)."""
-    outputs = dict(graph.outputs) if outputs is None else {k: graph.outputs[k] for k in outputs}
-    name_of = Namer(graph)
-    leaves = sorted(graph.nodes_with_op("input", "param"))
-    for n in leaves:
-        name_of(n)
-    live = live_nodes(graph, [*outputs.values(), *graph.updates.values()])
-    order = [n for n in graph.toposort() if n in live and n not in leaves and not inlined(graph, n)]
-    body = _dim_bindings(graph, leaves, name_of)
-    for phase in ("forward", "backward", "update"):
-        nodes = [n for n in order if graph.node(n)["phase"] == phase]
-        if nodes:
-            body.append(f"    # ---- {phase} ----")
-        body += [f"    {name_of(n)} = {node_expr(graph, n, name_of)}  # {graph.node_text(n)}" for n in nodes]
-    body += _update_lines(graph, name_of)
-    ret = ", ".join(f"{k!r}: {operand_expr(graph, n, name_of)}" for k, n in outputs.items())
-    args = ", ".join(name_of(n) for n in leaves)
-    header = [
-        f'"""NumPy code for graph {graph.name!r}, emitted by graphc {__version__}.',
-        "",
-        "One line per graph node; each line's comment is that node in graphc's text form.",
-        "Regenerate rather than edit.",
-        '"""',
-        "import numpy as np",
-        "",
-        "from graphc.codegen import pyref as ref",
-        "",
-        f"INPUTS = {tuple(graph.name_of(n) for n in leaves)!r}",
-        f"OUTPUTS = {tuple(outputs)!r}",
-        "",
-        "",
-        f"def run({args}):",
-    ]
-    return "\n".join(header + body + [f"    return {{{ret}}}", ""])
-
-
+    return emit_module(graph, outputs)[0]
 
 
 class PythonCompiled(Compiled):
@@ -187,5 +262,5 @@ class PythonCompiled(Compiled):
 
 def build(graph, outputs=None):
     """Emit, load from the cache directory, and wrap: the python backend's compile."""
-    source = emit(graph, outputs)
-    return PythonCompiled(graph, source, load_source(source, "python"), "python")
+    source, constants = emit_module(graph, outputs)
+    return PythonCompiled(graph, source, load_source(source, "python", constants), "python")

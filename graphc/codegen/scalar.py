@@ -13,24 +13,15 @@ Rules of the spelling:
 - The stable forms match the op table's NumPy references (expit, logaddexp).
 """
 import functools
-import math
 
+from graphc.codegen.literals import dtype_name, literal
 from graphc.errors import GraphcError
 from graphc.ops.registry import OPS
 
 
 def lit(value, dtype):
-    """A literal of `dtype` as source text."""
-    if dtype == "bool":
-        return repr(bool(value))
-    if dtype.startswith("int"):
-        return f"np.{dtype}({int(value)})"
-    value = float(value)
-    if math.isnan(value):
-        return f"np.{dtype}(np.nan)"
-    if math.isinf(value):
-        return f"np.{dtype}({'-' if value < 0 else ''}np.inf)"
-    return f"np.{dtype}({value!r})"
+    """A literal of `dtype` as source text (the one literal policy: literals.literal)."""
+    return literal(value, dtype)
 
 
 class Ctx:
@@ -51,7 +42,7 @@ def _cast(a, c):
     target, source = c.attrs["dtype"], c.operand_dtypes[0]
     if target == "bool":
         return f"({a[0]} != {lit(0, source)})"
-    return f"np.{target}({a[0]})"
+    return f"np.{dtype_name(target)}({a[0]})"
 
 
 # op -> (operand expressions, Ctx) -> expression
@@ -113,7 +104,7 @@ def _user_op(opdef):
     def spell(args, ctx):
         names = {s: f"({a})" for s, a in zip(lam.variables, args)}
         text = _math_printer_class()(names).doprint(lam.expr)
-        return f"np.{ctx.dtype}({text})"
+        return f"np.{dtype_name(ctx.dtype)}({text})"
     return spell
 
 

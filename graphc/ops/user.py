@@ -48,12 +48,10 @@ def undefine(name):
     op = OPS.get(name)
     if op is None or op.expr is None:
         raise GraphcError(f"{name!r} is not a user-defined op")
-    from graphc.codegen.python import TABLE
     for i in range(op.arity):
         if f"{name}_d{i}" in OPS:
             undefine(f"{name}_d{i}")
     del OPS[name]
-    TABLE.pop(name, None)
 
 
 # ----- from the user's function to an expression ------------------------------------
@@ -85,7 +83,7 @@ def _register(name, syms, expr, doc, regions):
         numpy_impl=_numpy_impl(syms, expr), sympy_impl=vectorize_sympy(lam), sympy_scalar=lam,
         derivs=_derivs(name, syms, expr, regions), differentiable=tuple(range(len(syms))),
         proof={"regions": list(regions)} if regions else {}, doc=doc, expr=lam))
-    _register_emitter(name, syms, expr)
+    # no backend is told: each emitter spells a user op from opdef.expr when it meets one
 
 
 def _numpy_impl(syms, expr):
@@ -148,7 +146,7 @@ def _printer_class():
         """NumPy printer that writes each symbol as the emitted operand expression."""
 
         # Strict printers raise on what NumPy cannot spell (SymPy >= 1.13); older
-        # ones write a "# Not supported" comment, which _register_emitter rejects.
+        # ones write a "# Not supported" comment, which graphc.codegen.python._user_template rejects.
         SETTINGS = {"strict": True} if "strict" in NumPyPrinter._default_settings else {}
 
         def __init__(self, names):
@@ -162,24 +160,3 @@ def _printer_class():
 
 def _printer(names):
     return _printer_class()(names)
-
-
-def _register_emitter(name, syms, expr):
-    """Inline NumPy for the Python emitter when the expression has a pure-NumPy spelling.
-
-    Otherwise the emitter falls back to `ref.<name>`, the lambdified reference:
-    erf prints as math.erf, which is not vectorized, and an expression that
-    ignores an operand would not broadcast to the op's shape.
-    """
-    from graphc.codegen.python import register_expr
-    placeholders = {s: f"__arg{k}__" for k, s in enumerate(syms)}
-    try:
-        template = _printer(placeholders).doprint(expr)
-    except Exception:  # the printer cannot spell it (strict mode): keep the ref call
-        return
-    if expr.free_symbols != set(syms) or _FOREIGN_MODULE.search(template) or "\n" in template or "#" in template:
-        return
-
-    def emit(args, attrs):
-        return _printer({s: a for s, a in zip(syms, args)}).doprint(expr).replace("numpy.", "np.")
-    register_expr(name, emit)
