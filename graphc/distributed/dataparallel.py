@@ -96,7 +96,8 @@ class DataParallelTrainer(Trainer):
         rows, counts = layout(len(X), batch_size, len(addresses))
         futures = []
         for j, address in enumerate(addresses):
-            shard = self.client.scatter([X[rows[j]], y[rows[j]]], workers=[address], hash=False)
+            shard = self._wait(address, lambda: self.client.scatter([X[rows[j]], y[rows[j]]], workers=[address],
+                                                                    hash=False, timeout=60), "receiving its shard")
             futures.append(self.client.submit(
                 ShardWorker, self.model, self.optimizer, shard[0], shard[1], counts[:, j], j, self.seed, shuffle,
                 self.backend, self.cache_dir, workers=[address], allow_other_workers=False, actor=True, pure=False))

@@ -28,7 +28,8 @@ def _finite(value):
 def load_trainer(build, row):
     """A Trainer restored from a row's checkpoint (the model as training left it)."""
     from graphc.train import Trainer
-    trial = {k: v for k, v in row.items() if k not in _RESULT_KEYS}
+    # a DataFrame fills a hyperparameter that other trials have and this one lacks with NaN
+    trial = {k: v for k, v in row.items() if k not in _RESULT_KEYS and not (isinstance(v, float) and math.isnan(v))}
     model, optimizer = build(trial)
     trainer = Trainer(model, optimizer, seed=int(trial.get("seed", 0)))
     return trainer.load(row["checkpoint"])

@@ -10,6 +10,7 @@ the tiny model below.  The workers are separate processes: they get the
 cache directory explicitly (`cache_dir=`), not from this process's env."""
 import os
 import signal
+import time
 
 import numpy as np
 import pytest
@@ -40,10 +41,17 @@ def client():
     cluster.close()
 
 
-def ready(client, n=2):
-    """The client, once n workers are up (after a test killed one, its nanny restarts it)."""
-    client.wait_for_workers(n, timeout=60)
-    return client
+def ready(client, n=2, gone=()):
+    """The client, once n workers are up and the scheduler has dropped the `gone`
+    addresses (after a test killed a worker, its nanny starts a new one)."""
+    deadline = time.monotonic() + 60
+    while True:
+        workers = client.scheduler_info(n_workers=-1)["workers"]
+        if len(workers) >= n and not set(gone) & set(workers):
+            return client
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"cluster has workers {sorted(workers)}; waited for {n} without {list(gone)}")
+        time.sleep(0.2)
 
 
 def kill_worker(client, address):

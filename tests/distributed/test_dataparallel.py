@@ -50,11 +50,15 @@ def test_checkpoint_resume_after_a_lost_worker(client, shared_cache, tmp_path):
                                      "(epoch 3, batch 1)"), str(err.value)
     assert "resume=True" in str(err.value)
     assert doomed.epoch == 2  # it stopped: no step was taken with a missing shard's gradient
+    ready(client, gone=killed)
     resumed = dp_trainer(client, shared_cache)  # a fresh process would do the same: state comes from the file
     resumed.fit(X, y, epochs=4, batch_size=32, checkpoint=path, resume=True)
     assert resumed.epoch == 4 and len(resumed.history) == 4
     for name, value in whole.params.items():
-        np.testing.assert_array_equal(resumed.params[name], value, err_msg=name)  # bit for bit
+        # Equal to the last bit or two: the resumed run's actors are new processes, and a compiled
+        # reduction may round differently there (seen: 5.6e-17); a wrong resume is off by ~1e-2.
+        np.testing.assert_allclose(resumed.params[name], value, rtol=0, atol=1e-14, err_msg=name)
+        assert not np.allclose(resumed.params[name], tiny_model().init(0)[name], atol=1e-3)  # it trained
 
 
 def test_local_sgd_averages_parameters_every_h_steps(client, shared_cache):
