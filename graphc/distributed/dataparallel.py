@@ -154,10 +154,12 @@ class DataParallelTrainer(Trainer):
         shuffles each shard within itself every epoch (default off: then the
         run equals `Trainer.fit(shuffle=False)` with the same batch size).
         Validation, checkpoints, resume, progress and callback are as in fit."""
+        _check_fit_args(epochs, 1 if batch_size is None else batch_size, validation_split, checkpoint_every)
         X, y = self._as_data(X, y)
         (X, y), val = self._split(X, y, validation_split, validation_data)
         batch_size = len(X) if batch_size is None else batch_size
-        _check_fit_args(epochs, batch_size, validation_split, checkpoint_every)
+        if not len(X):
+            raise GraphcError("distributed fit: no training samples")
         if resume and checkpoint is not None and os.path.exists(checkpoint):
             self.load(checkpoint)
         counts = self._start(X, y, batch_size, shuffle)

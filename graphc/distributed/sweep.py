@@ -84,7 +84,7 @@ def _summary(history):
 
 
 def sweep(client, build, X, y, directory, trials=None, grid=None, space=None, samples=0, seeds=(0,),
-          sample_seed=0, epochs=10, table=True, cache_dir=None, callback=None, **fit_args):
+          sample_seed=0, epochs=10, table=True, cache_dir=None, callback=None, progress=None, **fit_args):
     """Run every trial as a `fit` on the cluster behind `client` (None: serially
     in this process).  Returns the results table (see `as_table`), one row per
     trial in trial order.
@@ -94,27 +94,34 @@ def sweep(client, build, X, y, directory, trials=None, grid=None, space=None, sa
     `space`/`samples` and `seeds` (see graphc.distributed.trials).  `epochs`,
     and any other keyword (batch_size, validation_split, validation_data,
     early_stopping, checkpoint_every, shuffle) go to every `fit`; a trial key
-    named epochs or batch_size overrides it for that trial."""
+    named epochs or batch_size overrides it for that trial.  `progress`: a
+    tqdm bar of finished trials (default: only when stderr is a terminal)."""
     listed = list(trials) if trials is not None else make_trials(grid, space, samples, seeds, sample_seed)
     if not listed:
         raise GraphcError("sweep: no trials to run")
+    taken = sorted(set(fit_args) & {"checkpoint", "resume"})
+    if taken:
+        raise GraphcError(f"sweep: {', '.join(taken)} cannot be set: each trial checkpoints to its own "
+                          "directory and resumes from it")
     fit_args = {"epochs": epochs, **fit_args}
     Path(directory).mkdir(parents=True, exist_ok=True)
     cache_dir = cache_dir or os.environ.get("GRAPHC_CACHE_DIR")
     if client is None:
         rows = [run_trial(build, t, i, X, y, fit_args, directory, None, callback) for i, t in enumerate(listed)]
     else:
-        rows = _on_cluster(client, build, listed, X, y, fit_args, directory, cache_dir, callback)
+        rows = _on_cluster(client, build, listed, X, y, fit_args, directory, cache_dir, callback, progress)
     return as_table(rows) if table else rows
 
 
-def _on_cluster(client, build, listed, X, y, fit_args, directory, cache_dir, callback):
+def _on_cluster(client, build, listed, X, y, fit_args, directory, cache_dir, callback, progress):
     from distributed import as_completed
+    from tqdm.auto import tqdm
     data = client.scatter([X, y], broadcast=True, hash=False)  # every worker gets the data once
     futures = {client.submit(run_trial, build, t, i, data[0], data[1], fit_args, str(directory), cache_dir,
                              callback, key=f"graphc-trial-{i}-{os.getpid()}-{time.time_ns()}", pure=False): i
                for i, t in enumerate(listed)}
     rows = {}
+    bar = tqdm(total=len(listed), unit="trial", disable=None if progress is None else not progress)
     for future in as_completed(futures):
         index = futures[future]
         try:
@@ -123,6 +130,8 @@ def _on_cluster(client, build, listed, X, y, fit_args, directory, cache_dir, cal
             rows[index] = {"trial": index, **listed[index], "status": "failed",
                            "error": f"{type(err).__name__}: {err}", "checkpoint": ""}
         future.release()  # a finished row is final: never recomputed if its worker dies later
+        bar.update(1)
+    bar.close()
     return [rows[i] for i in range(len(listed))]
 
 

@@ -96,3 +96,16 @@ def test_unknown_worker_is_refused(client, shared_cache):
                                 cache_dir=shared_cache)
     with pytest.raises(gd.DistributedError, match="not in the cluster"):
         dp.fit(X, y, epochs=1)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(epochs=0), "epochs must be a positive integer"),
+    (dict(epochs=1, batch_size=0), "batch_size must be a positive integer"),
+    (dict(epochs=1, validation_split=1.5), "validation_split"),
+])
+def test_bad_fit_arguments_are_refused_before_any_work(client, shared_cache, kwargs, match):
+    X, y = tiny_data()
+    dp = gd.DataParallelTrainer(client, tiny_model(), SGD(lr=LR), cache_dir=shared_cache)
+    with pytest.raises(GraphcError, match=match):
+        dp.fit(X, y, **kwargs)
+    assert dp.epoch == 0 and dp._actors == []

@@ -146,3 +146,12 @@ def test_trials_bad_specs(kwargs, match):
     from graphc.errors import GraphcError
     with pytest.raises(GraphcError, match=match):
         gd.trials(**kwargs)
+
+
+@pytest.mark.parametrize("bad", [{"checkpoint": "x.npz"}, {"resume": False}])
+def test_sweep_refuses_fit_arguments_it_owns(bad, tmp_path):
+    from graphc.errors import GraphcError
+    X, y = tiny_data()
+    with pytest.raises(GraphcError, match="cannot be set"):
+        gd.sweep(None, build, X, y, tmp_path, grid=GRID, **bad)
+    assert not list(tmp_path.iterdir())  # refused before any trial ran
