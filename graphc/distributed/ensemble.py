@@ -96,7 +96,10 @@ def plot_curves(table, path, metric="val_loss", title=None):
         _, meta = checkpoint.load(row["checkpoint"])
         label = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
                           for k, v in row.items() if k not in _RESULT_KEYS)
-        histories[f"#{row['trial']} {label}"] = History(meta["history"])
+        history = History(meta["history"])
+        if metric in history:
+            histories[f"#{row['trial']} {label}"] = history
     if not histories:
-        raise GraphcError("plot_curves: no finished trial to plot")
+        raise GraphcError(f"plot_curves: no finished trial recorded {metric!r} (val_* needs validation data "
+                          "in the sweep)")
     return compare(histories, path, metric=metric, title=title or f"{metric} per trial")

@@ -155,3 +155,11 @@ def test_sweep_refuses_fit_arguments_it_owns(bad, tmp_path):
     with pytest.raises(GraphcError, match="cannot be set"):
         gd.sweep(None, build, X, y, tmp_path, grid=GRID, **bad)
     assert not list(tmp_path.iterdir())  # refused before any trial ran
+
+
+def test_plot_curves_names_a_metric_no_trial_has(serial, tmp_path):
+    from graphc.errors import GraphcError
+    with pytest.raises(GraphcError, match="'val_f1'"):
+        gd.plot_curves(serial, tmp_path / "x.png", metric="val_f1")
+    with pytest.raises(GraphcError, match="no finished trial has a value for 'nope'"):
+        gd.best(serial, by="nope")
