@@ -38,6 +38,7 @@ from graphc.train.fit import Trainer, _check_fit_args, _progress
 from graphc.train.history import History
 from graphc.train.step import Step
 
+START_TIMEOUT_S = 900  # seconds for a worker to receive its shard and build its gradient program
 GRAD_PREFIX = "grad."  # input grad.<param>: the averaged gradient of <param>
 
 
@@ -88,13 +89,13 @@ class DataParallelTrainer(Trainer):
         self._noise = model.noise
         self.graph_hash = content_hash(model.graph(True).to_text(), self.step.graph.to_text())
         self.timing = {"steps": 0, "step_s": 0.0, "worker_s": 0.0, "update_s": 0.0, "bytes": 0}
-        self._actors = []
+        self._actors, self._pending = [], []
 
     # ----- the cluster side -------------------------------------------------------------
     def _start(self, X, y, batch_size, shuffle):
         addresses = self._addresses()
         rows, counts = layout(len(X), batch_size, len(addresses))
-        futures = []
+        futures = self._pending = []  # released by _stop, even if starting fails half-way
         for j, address in enumerate(addresses):
             shard = self._wait(address, lambda: self.client.scatter([X[rows[j]], y[rows[j]]], workers=[address],
                                                                     hash=False, timeout=60), "receiving its shard")
@@ -103,7 +104,8 @@ class DataParallelTrainer(Trainer):
                 self.backend, self.cache_dir, workers=[address], allow_other_workers=False, actor=True, pure=False))
         actors = []
         for address, future in zip(addresses, futures):
-            actor = self._wait(address, future.result)
+            # generous: a cold kernel cache means compiling the gradient program first
+            actor = self._wait(address, lambda: future.result(timeout=START_TIMEOUT_S))
             # With its creation future attached, a call to an actor whose worker died waits for Dask to
             # recreate it -- on a worker restricted to the dead address, i.e. forever.  Detached, the
             # call fails at once with OSError, which we report.
@@ -124,9 +126,9 @@ class DataParallelTrainer(Trainer):
         return list(self.workers)
 
     def _stop(self):
-        for _, _, future in self._actors:
-            future.release()
-        self._actors = []
+        for future in self._pending:
+            future.release()  # the actors and their shards go away with their futures
+        self._actors, self._pending = [], []
 
     def _wait(self, address, result, what="starting its shard"):
         try:
@@ -162,9 +164,9 @@ class DataParallelTrainer(Trainer):
             raise GraphcError("distributed fit: no training samples")
         if resume and checkpoint is not None and os.path.exists(checkpoint):
             self.load(checkpoint)
-        counts = self._start(X, y, batch_size, shuffle)
         bar = _progress(epochs, self.epoch, progress)
         try:
+            counts = self._start(X, y, batch_size, shuffle)
             for _ in range(self.epoch, epochs):
                 metrics = self._epoch(counts, val)
                 self._end_epoch(metrics)
