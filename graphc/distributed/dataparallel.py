@@ -88,7 +88,7 @@ class DataParallelTrainer(Trainer):
         self.history, self.epoch, self.early_stopping = History(), 0, None
         self._noise = model.noise
         self.graph_hash = content_hash(model.graph(True).to_text(), self.step.graph.to_text())
-        self.timing = {"steps": 0, "step_s": 0.0, "worker_s": 0.0, "update_s": 0.0, "bytes": 0}
+        self.timing = {"steps": 0, "step_s": 0.0, "worker_s": 0.0, "worker_cpu_s": 0.0, "update_s": 0.0, "bytes": 0}
         self._actors, self._pending = [], []
 
     # ----- the cluster side -------------------------------------------------------------
@@ -221,13 +221,13 @@ class DataParallelTrainer(Trainer):
         averaged = {}
         for name in params:
             acc = None
-            for n, _, _, grads, _ in results:  # worker order: the same sum every run
+            for n, _, _, grads, *_ in results:  # worker order: the same sum every run
                 term = grads[name] * (n / total)
                 acc = term if acc is None else acc + term
             averaged[GRAD_PREFIX + name] = acc
         tick = time.perf_counter()
         self.step(averaged)
-        self._count(start, tick, max(r[4] for r in results), params, len(results))
+        self._count(start, tick, results, params)
         sums["n"] += total
         sums["loss"] += loss * total
         if results[0][2] is not None:
@@ -245,26 +245,28 @@ class DataParallelTrainer(Trainer):
         averaged = {}
         for name in params:
             acc = None
-            for n, _, _, new, _ in results:
+            for n, _, _, new, *_ in results:
                 term = new[name] * (n / total)
                 acc = term if acc is None else acc + term
             averaged[name] = acc
         tick = time.perf_counter()
         self.step.compiled.hold(averaged)  # the client's optimizer slots are unused in local SGD
         self.step.steps += len(batches)
-        self._count(start, tick, max(r[4] for r in results), params, len(results))
+        self._count(start, tick, results, params)
         sums["n"] += total
         sums["loss"] += sum(r[1] for r in results)
         if results[0][2] is not None:
             sums["accuracy"] = sums.get("accuracy", 0.0) + sum(r[2] for r in results)
 
-    def _count(self, start, tick, worker_s, params, k):
+    def _count(self, start, tick, results, params):
+        """Per round trip: the client's wall time, the slowest worker's wall and CPU time, the update, bytes."""
         t = self.timing
         t["steps"] += 1
         t["step_s"] += time.perf_counter() - start
-        t["worker_s"] += worker_s
+        t["worker_s"] += max(r[4] for r in results)
+        t["worker_cpu_s"] += max(r[5] for r in results)
         t["update_s"] += time.perf_counter() - tick
-        t["bytes"] += 2 * k * sum(p.nbytes for p in params.values())
+        t["bytes"] += 2 * len(results) * sum(p.nbytes for p in params.values())
 
     def _end_epoch(self, metrics):
         self.epoch += 1

@@ -68,18 +68,20 @@ class ShardWorker:
         return feeds
 
     def gradients(self, params, epoch, b):
-        """(n, mean loss, accuracy, {param: gradient of the mean loss}, compute seconds) on local batch b."""
-        start = time.perf_counter()
+        """(n, mean loss, accuracy, {param: gradient of the mean loss}, compute seconds, CPU seconds)
+        on local batch b.  CPU seconds (this thread's) show the compute a busy machine hides."""
+        start, cpu = time.perf_counter(), time.thread_time()
         feeds = self._feeds(epoch, b)
         out = self.program({**feeds, **params})
         grads = {name: out[key] for name, key in self.grad_keys.items()}
         accuracy = self.model.loss.accuracy(out["output"], feeds["y"])
-        return int(self.counts[b]), float(out["loss"]), accuracy, grads, time.perf_counter() - start
+        return (int(self.counts[b]), float(out["loss"]), accuracy, grads, time.perf_counter() - start,
+                time.thread_time() - cpu)
 
     def local_round(self, params, optimizer_state, step, epoch, batches):
         """Local SGD: start from `params`, take one optimizer step per local batch
-        in `batches`, and return (n, loss sum, accuracy sum, new params, seconds)."""
-        start = time.perf_counter()
+        in `batches`, and return (n, loss sum, accuracy sum, new params, seconds, CPU seconds)."""
+        start, cpu = time.perf_counter(), time.thread_time()
         if self.local_step is None:
             from graphc.train.step import Step
             self.local_step = Step(self.model.graph(True), params, self.optimizer, loss="loss", backend=self.backend)
@@ -102,4 +104,4 @@ class ShardWorker:
             acc_sum = None if accuracy is None else acc_sum + accuracy * m
         held = self.local_step.params
         new = {name: np.array(held[name]) for name in params}
-        return n, loss_sum, acc_sum, new, time.perf_counter() - start
+        return n, loss_sum, acc_sum, new, time.perf_counter() - start, time.thread_time() - cpu
