@@ -1,0 +1,152 @@
+"""graphc.distributed on this machine: a sweep's speed-up, and data-parallel scaling.
+
+    python benchmarks/bench_distributed.py            # both parts, prints markdown tables
+    python benchmarks/bench_distributed.py --quick    # tiny sizes: checks the script runs
+
+(a) 8 trials (an lr grid) on 2 single-threaded Dask workers, against the same
+    8 trials one after another in this single-threaded process.  Kernels are
+    compiled first (untimed) into one shared cache on both sides, so the ratio
+    is training time; the compile-once-per-worker count is reported too.
+(b) data-parallel fit of the mnist-like MLP (benchmarks/workloads.py: 784-512-
+    256-10, float32) on 60,000 random samples, 1 epoch, 2 workers against 1:
+    samples/s, and the Dask overhead per step (step time on the client minus
+    the slowest worker's compute time).  Local SGD (sync every 4 steps) is
+    measured beside it.
+
+Every process runs one thread (OMP/OPENBLAS/MKL/NUMBA threads = 1).  The
+machine may be shared; rerun when it is quiet for numbers worth quoting.
+"""
+import os
+
+for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
+    os.environ[var] = "1"  # before numpy/numba load: every process, workers included, single-threaded
+
+import argparse  # noqa: E402
+import shutil  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import workloads as W  # noqa: E402
+
+import graphc.distributed as gd  # noqa: E402
+from graphc.train import SGD, Dense, Model  # noqa: E402
+
+
+# ----- (a) the sweep ----------------------------------------------------------------------
+def sweep_data(n, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, 64)).astype(np.float32)
+    y = (X[:, :10].argmax(axis=1)).astype(np.int64)  # learnable: the largest of the first 10 features
+    return X, y
+
+
+def sweep_build(trial):
+    model = Model([Dense(128, "relu", init="he_normal"), Dense(10)], input_shape=(64,), loss="cross_entropy",
+                  dtype="float32", name="sweep_mlp")
+    return model, SGD(lr=trial["lr"])
+
+
+def bench_sweep(client, scratch, quick):
+    X, y = sweep_data(400 if quick else 4000)
+    grid = {"lr": [0.003, 0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5]}
+    fit = dict(epochs=2 if quick else 12, batch_size=32, validation_split=0.2)
+    warm = dict(fit, epochs=1)
+    cache = os.environ["GRAPHC_CACHE_DIR"]
+    gd.sweep(None, sweep_build, X[:64], y[:64], scratch / "warm_serial", trials=[{"lr": 0.1, "seed": 0}], **warm)
+    client.run(gd.run_trial, sweep_build, {"lr": 0.1, "seed": 0}, 0, X[:64], y[:64], warm,
+               str(scratch / "warm_workers"), cache)  # every worker loads its kernels once, untimed
+    t = time.perf_counter()
+    serial = gd.sweep(None, sweep_build, X, y, scratch / "serial", grid=grid, table=False, **fit)
+    serial_s = time.perf_counter() - t
+    t = time.perf_counter()
+    rows = gd.sweep(client, sweep_build, X, y, scratch / "dask", grid=grid, table=False, cache_dir=cache, **fit)
+    dask_s = time.perf_counter() - t
+    same = all(a["val_loss"] == b["val_loss"] for a, b in zip(rows, serial))
+    return {"serial_s": serial_s, "dask_s": dask_s, "speedup": serial_s / dask_s, "same": same,
+            "new_modules": sum(r["new_modules"] for r in rows), "workers": len({r["worker_pid"] for r in rows}),
+            "trial_s": np.median([r["wall_s"] for r in serial])}
+
+
+# ----- (b) data-parallel fit ----------------------------------------------------------------
+def mnist_model():
+    spec = W.WORKLOADS["mnist"]
+    layers = [Dense(w, "relu", init="he_normal") for w in spec.layers[1:-1]] + [Dense(spec.layers[-1])]
+    return Model(layers, input_shape=(spec.layers[0],), loss="cross_entropy", dtype="float32", name="mnist_mlp")
+
+
+def bench_dp(client, n, batch, quick):
+    rng = np.random.default_rng(1)
+    X = rng.standard_normal((n, 784), dtype=np.float32)
+    y = rng.integers(0, 10, n).astype(np.int64)
+    addresses = sorted(client.scheduler_info(n_workers=-1)["workers"])
+    cache = os.environ["GRAPHC_CACHE_DIR"]
+    out = {}
+    for label, workers, sync in (("1 worker", addresses[:1], 1), ("2 workers", addresses, 1),
+                                 ("2 workers, local SGD H=4", addresses, 4)):
+        warm = gd.DataParallelTrainer(client, mnist_model(), SGD(lr=0.01), workers=workers, cache_dir=cache,
+                                      sync_every=sync)
+        warm.fit(X[:2 * batch], y[:2 * batch], epochs=1, batch_size=batch)  # compile, untimed
+        dp = gd.DataParallelTrainer(client, mnist_model(), SGD(lr=0.01), workers=workers, cache_dir=cache,
+                                    sync_every=sync)
+        t0 = time.perf_counter()
+        dp.fit(X, y, epochs=1, batch_size=batch)
+        total = time.perf_counter() - t0
+        t = dp.timing
+        out[label] = {"total_s": total, "samples_s": n / t["step_s"], "step_ms": 1e3 * t["step_s"] / t["steps"],
+                      "worker_ms": 1e3 * t["worker_s"] / t["steps"], "update_ms": 1e3 * t["update_s"] / t["steps"],
+                      "worker_cpu_ms": 1e3 * t["worker_cpu_s"] / t["steps"],
+                      "overhead_ms": 1e3 * (t["step_s"] - t["worker_s"]) / t["steps"],
+                      "mb_per_trip": t["bytes"] / t["steps"] / 1e6, "loss": dp.history["loss"][-1],
+                      "trips": t["steps"]}
+    return out
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="tiny sizes, to check that the script runs")
+    ap.add_argument("--batch", type=int, default=1024, help="data-parallel global batch (default 1024)")
+    ap.add_argument("--part", choices=["sweep", "dp", "both"], default="both")
+    args = ap.parse_args()
+    from distributed import Client, LocalCluster
+    scratch = Path(tempfile.mkdtemp(prefix="graphc_bench_dist_"))
+    os.environ["GRAPHC_CACHE_DIR"] = str(scratch / "cache")
+    cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None)
+    client = Client(cluster)
+    try:
+        print(f"OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', '(unset)')}, cores={os.cpu_count()}, "
+              f"load average {os.getloadavg()[0]:.1f} at start\n")
+        if args.part in ("sweep", "both"):
+            s = bench_sweep(client, scratch, args.quick)
+            print("| sweep of 8 trials | serial, 1 process | Dask, 2 workers | speed-up | same results | "
+                  "kernel loads on workers |")
+            print("|---|---|---|---|---|---|")
+            print(f"| median trial {s['trial_s']:.2f} s | {s['serial_s']:.2f} s | {s['dask_s']:.2f} s | "
+                  f"**{s['speedup']:.2f}x** | {s['same']} | {s['new_modules']} (kernels were warmed) |\n")
+        if args.part in ("dp", "both"):
+            n = 4096 if args.quick else 60000
+            d = bench_dp(client, n, 256 if args.quick else args.batch, args.quick)
+            base = d["1 worker"]["samples_s"]
+            print(f"| data-parallel, {n} samples, batch {256 if args.quick else args.batch} | samples/s | vs 1 worker | "
+                  "step ms | worker compute ms (CPU ms) | overhead ms/trip | client update ms | "
+                  "MB sent+received per trip | round trips | loss after 1 epoch |")
+            print("|---|---|---|---|---|---|---|---|---|---|")
+            for label, r in d.items():
+                print(f"| {label} | {r['samples_s']:.0f} | {r['samples_s'] / base:.2f}x | {r['step_ms']:.1f} | "
+                      f"{r['worker_ms']:.1f} ({r['worker_cpu_ms']:.1f}) | {r['overhead_ms']:.1f} | {r['update_ms']:.2f} | "
+                      f"{r['mb_per_trip']:.1f} | {r['trips']} | {r['loss']:.4f} |")
+        print(f"\nload average {os.getloadavg()[0]:.1f} at end")
+    finally:
+        client.close()
+        cluster.close()
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
