@@ -87,14 +87,18 @@ FREE_TEXT = ['"""', "'''", 'a"b', "a'b", "\\", "x\\", "\\n", "line\nbreak", "é 
              "\r", "\u2028", "tab\there", "${N}", "{0}", "%s", "-0.0", "inf"]
 
 
+def pool_names():
+    return st.one_of(st.sampled_from(emitter_identifiers()), st.sampled_from(HANDPICKED),
+                     st.sampled_from(KEYWORD_NAMES))
+
+
 def node_names():
     """A node/input name from the pool, or None (the IR's auto name, itself an emitter name)."""
-    return st.one_of(st.sampled_from(emitter_identifiers()), st.sampled_from(HANDPICKED),
-                     st.sampled_from(KEYWORD_NAMES), st.none())
+    return st.one_of(pool_names(), st.none())
 
 
 def free_text():
-    return st.one_of(node_names().filter(lambda n: n is not None), st.sampled_from(FREE_TEXT))
+    return st.one_of(pool_names(), st.sampled_from(FREE_TEXT))
 
 
 def dim_names():
@@ -381,7 +385,22 @@ class DagDraw:
         wrt = [self.env[v].name for v in leaves]
         if not self.run(f"grads = gc.grad(graph, loss={loss_key!r}, wrt={wrt!r})"):
             return None, loss_key
+        if self.draw(st.booleans()):
+            self.second_order(wrt)
         return self.env["grads"], loss_key
+
+    def second_order(self, wrt):
+        """Differentiate again through a forward node that reads a gradient (a
+        Hessian-vector product's shape): emitters must follow dependency order."""
+        self.features.add("second_order")
+        w = self.draw(st.sampled_from(wrt))
+        key = self.text("output_key")
+        if key in self.env["grads"].outputs:
+            return
+        self.run(f"gw, w = gc.Value(grads, grads.grads[{w!r}]), gc.Value(grads, grads.find({w!r}))")
+        if self.run(f"hv = gc.sum(gw * gc.tanh(w){self.name_arg()})"):
+            self.run(f"grads.set_output(hv.node, {key!r})")
+            self.run(f"grads = gc.grad(grads, loss={key!r}, wrt={wrt!r})")
 
     def feeds(self, graph, seed):
         rng = np.random.default_rng(seed)
