@@ -71,9 +71,8 @@ def emitter_identifiers():
 KEYWORD_NAMES = sorted(k for k in keyword.kwlist if NAME_RE.match(k))  # the IR's NAME_RE accepts them
 HANDPICKED = sorted(set(
     [k + "_" for k in keyword.kwlist]
-    + ["sum", "max", "min", "abs", "range", "len", "float", "int", "bool", "print", "type", "object", "slice",
-       "tuple", "list", "dict", "iter", "any", "all", "round", "pow", "exec", "eval", "open", "id", "input",
-       "__import__", "__builtins__", "__name__", "__file__", "__doc__", "_", "__"]
+    + [b for b in dir(builtins) if b.islower() and not b.startswith("_")]  # sum, max, abs, range, len, float...
+    + ["__import__", "__builtins__", "__name__", "__file__", "__doc__", "_", "__"]
     + ["np", "math", "numba", "numpy", "cuda", "njit", "prange", "ref", "run", "graphc", "gc", "INPUTS",
        "OUTPUTS", "DIMS", "THREADS", "TILE", "workspace", "views"]
     + ["N", "M", "D", "K", "i0", "i1", "_i0", "_i1", "_f", "_t", "_n", "_q", "_acc", "_err", "__x"]

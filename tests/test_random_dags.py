@@ -15,7 +15,14 @@ Examples are derandomized, so CI runs the same graphs every time.
 KNOWN lists failures that belong to other branches (the emitters' name
 authority is being rebuilt on branch `names`): an example that draws one of
 those features is still built, emitted and run, but a disagreement in it is
-not reported.  GRAPHC_RDAG_STRICT=1 ignores KNOWN (to see what is left).
+not reported.  GRAPHC_RDAG_STRICT=1 ignores KNOWN (to see what is left),
+GRAPHC_RDAG_SURVEY=file records every failure there instead of stopping at the
+first, and GRAPHC_RDAG_SCALE=4 draws four times as many graphs.
+
+To run these tests against another checkout's graphc, note that pytest puts
+the rootdir first on sys.path, so PYTHONPATH=/other does not win: make a
+directory holding symlinks `graphc -> /other/graphc` and `tests -> this
+checkout's tests`, and run pytest from there.
 """
 import importlib.util
 import os
@@ -38,7 +45,12 @@ SURVEY = os.environ.get("GRAPHC_RDAG_SURVEY")  # a file: record every failure th
 # Failures that belong to other branches, by feature (drawn, or found in the graph by
 # `graph_features`) -> (backends it is excused on, why).  Each is a bug to fix; the
 # lead deletes its line when the fix is merged, and the test then checks it again.
+ALL = {"python", "numba", "numba_parallel", "cuda"}
 KNOWN = {
+    # A symbolic dim that only an attr names (broadcast_to(x, ("D",)) with no input of
+    # shape D): the IR accepts it, gc.evaluate raises a raw KeyError, the python module
+    # loads an unbound name.  It should be one GraphcError when the graph is built.
+    "unbound_dim": (ALL | {"reference"}, "a dim no input binds is not refused by the IR"),
     # numba_kernels._blocked: max() of an empty sequence when every axis is reduced
     # and kept (sum(x (3,), axis=0, keepdims=True)) with parallel=True.
     "full_reduce_keepdims": ({"numba_parallel"}, "numba parallel emitter crashes on an all-axes keepdims reduction"),
@@ -56,7 +68,6 @@ KNOWN_MESSAGES = {
 # Until the emitters have one name authority and one literal policy (issue 12, branch
 # `names`: graphc/codegen/names.py), adversarial names and literals break them
 # everywhere; these excuses lapse by themselves once that module exists.
-ALL = {"python", "numba", "numba_parallel", "cuda"}
 KNOWN_WITHOUT_NAME_AUTHORITY = {
     feature: (ALL, "no name authority / literal policy in the emitters yet (branch names)")
     for feature in ("emitter_name", "keyword_name", "handpicked_name", "graph_name_text", "output_key_text",
@@ -94,6 +105,9 @@ class Disagreement(AssertionError):
 def graph_features(graph):
     """Features of the built (gradient) graph that KNOWN may name."""
     out = set()
+    leaf_dims = {d for n in graph.nodes_with_op("input", "param") for d in graph.shape(n) if isinstance(d, str)}
+    if any(isinstance(d, str) and d not in leaf_dims for n in graph.nx.nodes for d in graph.shape(n)):
+        out.add("unbound_dim")
     for n in graph.nx.nodes:
         op, attrs = graph.op(n), graph.node(n)["attrs"]
         if op in ("sum", "max", "logsumexp") and attrs.get("keepdims") and graph.shape(n) \
