@@ -275,3 +275,39 @@ def test_names_the_ir_refuses_get_one_clean_error(name):
         y.named(name)
     assert y.name == "tanh_1" and b.graph.find("tanh_1") == y.node  # nothing half-applied
     np.testing.assert_allclose(gc.evaluate(b.output(y), x=np.ones(2)).outputs["tanh_1"], np.tanh(1.0))
+
+
+GOOD_MODULE = '''
+import numpy as np
+from a import b as c
+X = 1
+def f(x, *a, k=X, **kw):
+    y = x + c
+    for i in range(3):
+        if i:
+            z = acc
+        acc = i
+    m = [j * y for j in a]
+    def g(q):
+        return q + y + Z
+    return np.sum(m) + z + len(kw) + g(1) + (lambda t: t + x)(2) + CONSTANTS[0]
+Z = 2
+'''
+BAD_MODULE = '''
+import numpy as np
+import math
+def run(x, math):
+    a = np.exp(x)
+    np = a + b
+    c = c + 1
+    return [u for v in a]
+Y = W
+W = 1
+'''
+
+
+def test_astcheck_finds_unbound_and_shadowing_names():
+    """The checker the property test relies on: silent on correct code, loud on each fault."""
+    assert unbound_loads(GOOD_MODULE) == []
+    found = {(name, line) for name, line, _ in unbound_loads(BAD_MODULE)}
+    assert found == {("math", 4), ("np", 4), ("np", 5), ("b", 6), ("c", 7), ("u", 8), ("W", 9)}
