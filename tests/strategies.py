@@ -77,7 +77,9 @@ HANDPICKED = sorted(set(
        "OUTPUTS", "DIMS", "THREADS", "TILE", "workspace", "views"]
     + ["N", "M", "D", "K", "i0", "i1", "_i0", "_i1", "_f", "_t", "_n", "_q", "_acc", "_err", "__x"]
     + ["g_x", "x_", "x_flat", "d_a_d_b", "bwd_x_1", "k0_x", "_k0_x", "np.exp", "math.inf", "a.b", "x.T",
-       "inf", "nan", "Infinity", "e", "pi"]))
+       "inf", "nan", "Infinity", "e", "pi"]
+    # names this module's own fallbacks and gc.grad's outputs use
+    + ["in0", "in1", "in2", "g_in0", "g_in1", "labels", "loss", "g_loss", "hv", "gw"]))
 # Names the IR must refuse, each with one clean GraphcError.
 REFUSED_NAMES = ["é", "naïve", "λx", "x y", "a-b", "1x", "", 'a"b', "a'b", '"""', "a\\b", "x\n", "x;y", "a+b",
                  "x#", "\x00"]

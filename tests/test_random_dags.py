@@ -92,8 +92,8 @@ SCALE = float(os.environ.get("GRAPHC_RDAG_SCALE", "1"))  # more examples, for a 
 def _settings(n):
     # No shrinking: a numba compile per shrink step costs minutes, and the printed
     # reproducer (the drawn lines of graph code) is already small.
-    return settings(max_examples=max(1, int(n * SCALE)), deadline=None, derandomize=True, database=None, print_blob=False,
-                    phases=[Phase.explicit, Phase.generate], report_multiple_bugs=False,
+    return settings(max_examples=max(1, int(n * SCALE)), deadline=None, derandomize=True, database=None,
+                    print_blob=False, phases=[Phase.explicit, Phase.generate], report_multiple_bugs=False,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
                                            HealthCheck.filter_too_much, HealthCheck.function_scoped_fixture])
 
@@ -111,7 +111,7 @@ def graph_features(graph):
     for n in graph.nx.nodes:
         op, attrs = graph.op(n), graph.node(n)["attrs"]
         if op in ("sum", "max", "logsumexp") and attrs.get("keepdims") and graph.shape(n) \
-                and all(d == 1 for d in graph.shape(n)):
+                and len(attrs["axes"]) == len(graph.shape(n)):
             out.add("full_reduce_keepdims")
     return out
 
@@ -193,6 +193,8 @@ def _drawn(data, max_ops=8):
         event("graph refused by the IR")
         return draw, None, None
     draw.features |= graph_features(graph)
+    if "second_order" in draw.features:
+        event("differentiated twice")
     return draw, graph, draw.feeds(graph, data.draw(st.integers(0, 2**16), label="seed"))
 
 
