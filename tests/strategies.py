@@ -386,9 +386,21 @@ class DagDraw:
         wrt = [self.env[v].name for v in leaves]
         if not self.run(f"grads = gc.grad(graph, loss={loss_key!r}, wrt={wrt!r})"):
             return None, loss_key
+        params = [self.env[v].name for v in leaves if self.env[v].op == "param"]
+        if params and self.draw(st.booleans()):
+            return self.train_step(loss_key), loss_key
         if self.draw(st.booleans()):
             self.second_order(wrt)
         return self.env["grads"], loss_key
+
+    def train_step(self, loss_key):
+        """A training step (graph.updates write each param's new value): None if refused."""
+        self.features.add("train_step")
+        opt = self.draw(st.sampled_from(["SGD(lr=0.1)", "Momentum(lr=0.1)", "Adam()"]))
+        self.run("from graphc.train.optim import SGD, Momentum, Adam\nfrom graphc.train.step import build_step")
+        if not self.run(f"step = build_step(graph, {opt}, loss={loss_key!r})"):
+            return None
+        return self.env["step"]
 
     def second_order(self, wrt):
         """Differentiate again through a forward node that reads a gradient (a
@@ -411,6 +423,8 @@ class DagDraw:
             shape = S.bind(graph.shape(n), dims)
             if graph.dtype(n) == "int64":
                 out[graph.name_of(n)] = rng.integers(0, K, size=shape).astype(np.int64)
+            elif graph.node(n)["attrs"].get("role") == "state" or graph.node(n)["phase"] == "update":
+                out[graph.name_of(n)] = rng.random(shape)  # optimizer state and hyperparameters: [0, 1)
             else:
                 out[graph.name_of(n)] = rng.standard_normal(shape) * 1.5
         text = ", ".join(f"{k!r}: np.array({a.tolist()!r}, {a.dtype.name!r}).reshape({a.shape!r})"

@@ -141,7 +141,8 @@ def _reference(draw, graph, feeds):
     """(outputs, None) from gc.evaluate, or (None, the GraphcError type it raised);
     None when the reference itself failed without a graphc error (reported)."""
     try:
-        return gc.evaluate(graph, feeds).outputs, None
+        ev = gc.evaluate(graph, feeds)
+        return ev.outputs | {f"<update of {k}>": v for k, v in ev.updates.items()}, None
     except GraphcError as e:
         return None, type(e)
     except Exception as e:  # noqa: BLE001
@@ -152,7 +153,15 @@ def _reference(draw, graph, feeds):
 def _run_backend(graph, feeds, backend):
     options = {"numba_parallel": {"parallel": True}, "numba": {"parallel": False}}.get(backend, {})
     name = "numba" if backend.startswith("numba") else backend
-    return gc.compile(graph, backend=name, **options)(feeds)
+    compiled = gc.compile(graph, backend=name, **options)
+    if not graph.updates:
+        return compiled(feeds)
+    # A training step: params and optimizer state are held; the step writes their new values.
+    state = {graph.name_of(n) for n in graph.params}
+    compiled.hold({k: v for k, v in feeds.items() if k in state})
+    out = compiled({k: v for k, v in feeds.items() if k not in state})
+    held = compiled.held
+    return out | {f"<update of {graph.name_of(p)}>": held[graph.name_of(p)] for p in graph.updates}
 
 
 def _compare(draw, backend, want, got):
@@ -195,6 +204,8 @@ def _drawn(data, max_ops=8):
     draw.features |= graph_features(graph)
     if "second_order" in draw.features:
         event("differentiated twice")
+    if graph.updates:
+        event("training step")
     return draw, graph, draw.feeds(graph, data.draw(st.integers(0, 2**16), label="seed"))
 
 
