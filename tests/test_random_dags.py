@@ -64,6 +64,9 @@ KNOWN_MESSAGES = {
     # max over an axis of size 0 (a dim bound to 0): the reference (np.max) raises a raw
     # ValueError; issue 12 asks for NumPy's semantics or one clear graphc error.
     r"zero-size array to reduction operation maximum": ({"reference"}, "max over an empty axis in gc.evaluate"),
+    # A graph with a symbolic dim whose values all stay 0-d (loss = sum(x (N, 4)) * w ()):
+    # the numba emitter writes `def workspace_views(, N):`, a SyntaxError.
+    r"def workspace_views\(, ": ({"numba", "numba_parallel"}, "numba emitter with no workspace arrays but dims"),
 }
 # Until the emitters have one name authority and one literal policy (issue 12, branch
 # `names`: graphc/codegen/names.py), adversarial names and literals break them
@@ -188,7 +191,7 @@ def _check_backend(draw, graph, feeds, backend, want, want_error):
         return
     except Exception as e:  # noqa: BLE001 -- a raw error is exactly what this test looks for
         event(f"{backend}: raw error")
-        return _fail(draw, f"{backend} raised a non-graphc {type(e).__name__}: {str(e)[:2000]} (at {_where(e)})", backend)
+        return _fail(draw, f"{backend} raised a non-graphc {type(e).__name__}: {str(e)[:2000]}{_text(e)} (at {_where(e)})", backend)
     event(f"{backend}: ran" + (" (reference raised)" if want_error else ""))
     if want_error is not None:
         return _fail(draw, f"{backend} returned where gc.evaluate raised {want_error.__name__}", backend)
@@ -209,6 +212,11 @@ def _drawn(data, max_ops=8):
     return draw, graph, draw.feeds(graph, data.draw(st.integers(0, 2**16), label="seed"))
 
 
+def _text(e):
+    """A SyntaxError's offending line, which its str() leaves out."""
+    return f": {e.text!r}" if isinstance(e, SyntaxError) else ""
+
+
 def _where(e):
     """The innermost frames of an unexpected exception, for the report."""
     frames = traceback.extract_tb(e.__traceback__)[-2:]
@@ -225,7 +233,7 @@ def _check_sources(draw, graph):
         try:
             problems = unbound_loads(source)
         except SyntaxError as e:
-            return _fail(draw, f"{backend} emitted invalid Python: {e}", backend)
+            return _fail(draw, f"{backend} emitted invalid Python: {e}: {e.text!r}", backend)
         if problems:
             return _fail(draw, f"{backend} emitted loads of unbound names (name, line, function): {problems[:8]}", backend)
 
