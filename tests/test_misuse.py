@@ -135,7 +135,7 @@ def test_graphc_check_reports_the_label_not_differing_gradients(tmp_path):
         graph = gc.trace(net, (4, 2), gc.Param((2, 3)), gc.Input((4,), "int64"))
     """))
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    out = subprocess.run([sys.executable, "-m", "graphc", "check", str(model), "--feed", "y=[0,1,-1,2]"],
+    out = subprocess.run([sys.executable, "-m", "graphc", "check", "--python", str(model), "--feed", "y=[0,1,-1,2]"],
                          capture_output=True, text=True, env=env, timeout=120)
     assert out.returncode == 2, out.stderr
     errors = [line for line in out.stderr.splitlines() if "error" in line]

@@ -208,7 +208,7 @@ def _show(v):
 
 # ----- exact constants --------------------------------------------------------------------
 FUNCTIONS = ("sqrt", "exp", "log")
-NAMES = ("pi", "E")
+NAMES = ("pi", "E", "nan", "oo")  # nan: the mean over an empty axis; oo: SymPy's infinity
 
 
 def exact_problem(text):
@@ -221,7 +221,7 @@ def exact_problem(text):
     try:
         tree = ast.parse(text.strip(), mode="eval")
     except (SyntaxError, ValueError, RecursionError, MemoryError):
-        return "plain arithmetic (numbers, + - * / **, sqrt, exp, log, pi, E)"
+        return "plain arithmetic (numbers, + - * / **, sqrt, exp, log, pi, E, nan, oo)"
     try:
         digits = _digits(tree.body, 0)
     except _Bad as e:
@@ -231,7 +231,7 @@ def exact_problem(text):
     return None
 
 
-_PLAIN = "plain arithmetic (numbers, + - * / **, sqrt, exp, log, pi, E)"
+_PLAIN = "plain arithmetic (numbers, + - * / **, sqrt, exp, log, pi, E, nan, oo)"
 
 
 def _digits(node, level):

@@ -23,22 +23,6 @@ OPS = [op for op in table() if op.kind != "leaf"]
 PARAMS = [pytest.param(op, case, id=f"{op.name}-{case.name}") for op in OPS for case in cases(op)]
 
 
-ZERO_SIZE_CONST = ("emitter: a zero-size constant (autodiff's folded seed) is written as a list "
-                   "literal, np.array([]), which loses its shape")
-
-
-def _zero_size_const(graph):
-    """A constant with a 0 before its last axis: its nested-list literal drops the axes after the 0."""
-    return any(graph.op(n) == "const" and 0 in np.shape(graph.node(n)["attrs"]["value"])[:-1] for n in graph.nx.nodes)
-
-
-def _mark_emitter_bugs(request, backend, graphs):
-    """Python-backend cases that fail because of an emitter bug (graphc/codegen, being rewritten):
-    strict, so the fix shows up as an XPASS to clear."""
-    if backend == "python" and any(_zero_size_const(g) for g in graphs):
-        request.applymarker(pytest.mark.xfail(strict=True, reason=ZERO_SIZE_CONST))
-
-
 def test_every_op_has_edge_cases():
     """A new op must come with edge cases and a PyTorch spelling (user ops are exempt)."""
     missing = [op.name for op in OPS if op.expr is None and (not cases(op) or op.name not in TORCH)]
@@ -106,11 +90,10 @@ def assert_same(got, want, what):
 
 @pytest.mark.parametrize("backend", ["evaluate", "python"])
 @pytest.mark.parametrize("op,case", PARAMS)
-def test_edge_case_matches_torch(op, case, backend, request):
+def test_edge_case_matches_torch(op, case, backend):
     graph, w = build(op, case)
     names = wrt(op, case) if w is not None else []
     grad_graph = gc.grad(graph, loss="loss", wrt=names) if names else None
-    _mark_emitter_bugs(request, backend, [graph] + [grad_graph] * bool(names))
     want = torch_reference(op, case, w, names)
     got = run_graphc(graph, feeds_of(case, w), backend)
     skip = unspecified(op, case, np.shape(want["y"]))
@@ -163,13 +146,11 @@ FAMILIES = {  # name: (ops, case names)
     "empty_reductions": (("sum", "logsumexp", "softmax"), ("empty_reduced", "empty_all", "empty_axis")),
     "rank6": (("add", "sum"), ("rank6",)),
 }
-# Emitter bugs (graphc/codegen is being rewritten on another branch): strict, so a fix shows as XPASS.
+# The CUDA simulator runs kernels with Python's math module, which raises on log(0), log(-1) and
+# sqrt(-1) where a GPU (IEEE) gives -inf or nan: strict, so a change shows as XPASS.
 EMITTER_BUGS = {
-    ("numba", "scalar_structural"): "emitter: a 0-d reduction emits `x[]`; a 0-d transpose has no scalar spelling",
-    ("cuda", "scalar_structural"): "emitter: a 0-d transpose has no scalar spelling",
     ("cuda", "empty_reductions"): "emitter: logsumexp / softmax over an empty axis call math.log(0) "
                                   "(simulator: math domain error)",
-    ("numba", "empty_matmul"): "emitter: matmul with K = 0 assigns an empty tuple `y_ = ()` (numba TypingError)",
     ("cuda", "special_domain"): "emitter: math.log / math.sqrt / ** of a negative raise on the CUDA simulator "
                                 "where IEEE gives nan",
 }
@@ -202,9 +183,7 @@ def family_graph(kind):
     for t in terms[1:]:
         loss = loss + t
     b.graph.set_output(loss.node, "loss")
-    # Unoptimized for "empty": folding the seed into a zero-size constant is the python
-    # table's xfail (ZERO_SIZE_CONST); here the ops themselves are under test.
-    return gc.grad(b.graph.validate(), loss="loss", wrt=wrt_names, optimize=kind != "empty"), feeds
+    return gc.grad(b.graph.validate(), loss="loss", wrt=wrt_names), feeds
 
 
 COMPILED = [pytest.param(backend, kind, id=f"{backend}-{kind}",
@@ -226,8 +205,7 @@ def test_compiled_backends_match_evaluate(backend, kind):
 # ----- +-inf and nan as constants (issue 12: the python backend wrote `inf`) -----------------
 @pytest.mark.parametrize("backend", [
     "evaluate",
-    pytest.param("python", marks=pytest.mark.xfail(strict=True, reason="emitter: float literals written with repr() "
-                                                    "(NameError: name 'inf' is not defined)")),
+    "python",
     "numba", "cuda"])
 def test_infinite_and_nan_constants(backend):
     def f(x):
