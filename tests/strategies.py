@@ -144,14 +144,21 @@ class DagDraw:
         self.lines, self.features, self.used = [], set(), set()
         self.floats, self.bools, self.counter = [], [], 0
         self.labels = None
-        graph_name = self.text("graph_name")
+        # The IR refuses free-text graph names (ir.GRAPH_NAME_RE); the drawn one is set
+        # behind its back on the finished graph (`build`), so the emitters' literal
+        # policy is tested on its own, as the second wall.
+        self.graph_name = self.text("graph_name")
         self.dim = self.draw(dim_names())
         if self.dim != "N":
             self.features.add("dim_name" if NAME_RE.match(self.dim) else "dim_name_not_identifier")
         self.size = self.draw(st.sampled_from([3, 1, 2] + ([0] if allow_zero_dim else [])))
         if self.size == 0:
             self.features.add("zero_size_dim")
-        self.run(f"b = gc.Builder({graph_name!r})", fatal=True)
+        self.run('b = gc.Builder("g")', fatal=True)
+        if self.run(f"b.input('dim_probe_', ({self.dim!r},))") is False:
+            self.dim = "N"  # the IR refused the dim name, cleanly (run raises on anything else)
+        else:
+            self.run("b = gc.Builder('g')", fatal=True)  # start again without the probe
 
     def draw(self, strategy):
         return self.data.draw(strategy)
@@ -166,6 +173,10 @@ class DagDraw:
 
     def text(self, what):
         """A graph name or output key: a pool name or free text."""
+        if what == "output_key":  # outputs are node-like names the IR checks: adversarial identifiers
+            text = self.draw(pool_names())
+            self.features.add(f"{what}_pool")
+            return text
         text = self.draw(free_text())
         self.features.add(f"{what}_text" if text in FREE_TEXT else f"{what}_pool")
         return text
@@ -367,6 +378,13 @@ class DagDraw:
     # ----- the whole graph -------------------------------------------------------------
     def build(self):
         """Draw the DAG; returns (gradient graph or None when the IR refused it, loss key)."""
+        graph, loss_key = self._build()
+        if graph is not None:
+            graph.name = self.graph_name
+            self.lines.append(f"graph.name = {self.graph_name!r}  # set behind the IR's back")
+        return graph, loss_key
+
+    def _build(self):
         self.add_inputs()
         leaves = list(self.floats)
         for _ in range(self.draw(st.integers(1, self.max_ops))):
