@@ -51,9 +51,6 @@ KNOWN = {
     # shape D): the IR accepts it, gc.evaluate raises a raw KeyError, the python module
     # loads an unbound name.  It should be one GraphcError when the graph is built.
     "unbound_dim": (ALL | {"reference"}, "a dim no input binds is not refused by the IR"),
-    # numba_kernels._blocked: max() of an empty sequence when every axis is reduced
-    # and kept (sum(x (3,), axis=0, keepdims=True)) with parallel=True.
-    "full_reduce_keepdims": ({"numba_parallel"}, "numba parallel emitter crashes on an all-axes keepdims reduction"),
 }
 # The same, for failures recognised by their message (regex).
 KNOWN_MESSAGES = {
@@ -64,9 +61,6 @@ KNOWN_MESSAGES = {
     # max over an axis of size 0 (a dim bound to 0): the reference (np.max) raises a raw
     # ValueError; issue 12 asks for NumPy's semantics or one clear graphc error.
     r"zero-size array to reduction operation maximum": ({"reference"}, "max over an empty axis in gc.evaluate"),
-    # A graph with a symbolic dim whose values all stay 0-d (loss = sum(x (N, 4)) * w ()):
-    # the numba emitter writes `def workspace_views(, N):`, a SyntaxError.
-    r"def workspace_views\(, ": ({"numba", "numba_parallel"}, "numba emitter with no workspace arrays but dims"),
 }
 # Until the emitters have one name authority and one literal policy (issue 12, branch
 # `names`: graphc/codegen/names.py), adversarial names and literals break them
