@@ -54,10 +54,6 @@ KNOWN = {
 }
 # The same, for failures recognised by their message (regex).
 KNOWN_MESSAGES = {
-    # A node named `y_` (array `y_`, its loop temporary `y__`; also `INPUTS` renamed to
-    # `INPUTS_`): numba's parfor lowering (parallel=True) asserts "key already in
-    # dictionary: 'y__'" -- names that differ only in trailing underscores collide there.
-    r"key already in dictionary: '\w+__'": ({"numba_parallel"}, "emitted names X_ and X__ crash numba parfors"),
     # max over an axis of size 0 (a dim bound to 0): the reference (np.max) raises a raw
     # ValueError; issue 12 asks for NumPy's semantics or one clear graphc error.
     r"zero-size array to reduction operation maximum": ({"reference"}, "max over an empty axis in gc.evaluate"),
