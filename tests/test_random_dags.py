@@ -54,9 +54,6 @@ KNOWN = {
 }
 # The same, for failures recognised by their message (regex).
 KNOWN_MESSAGES = {
-    # max over an axis of size 0 (a dim bound to 0): the reference (np.max) raises a raw
-    # ValueError; issue 12 asks for NumPy's semantics or one clear graphc error.
-    r"zero-size array to reduction operation maximum": ({"reference"}, "max over an empty axis in gc.evaluate"),
 }
 # Until the emitters have one name authority and one literal policy (issue 12, branch
 # `names`: graphc/codegen/names.py), adversarial names and literals break them
