@@ -117,6 +117,7 @@ class Evaluation:
 def evaluate(graph, feeds=None, check_finite=False, **kw_feeds):
     """Evaluate every node of `graph`; returns an Evaluation."""
     feeds = dict(feeds or {}, **kw_feeds)
+    graph.check_dims_bound()  # a graph edited by hand may skip validate()
     values, dims = bind_feeds(graph, feeds)
     check_empty_axes(graph, empty_axis_checks(graph), dims)
     for n in graph.toposort():

@@ -47,10 +47,6 @@ SURVEY = os.environ.get("GRAPHC_RDAG_SURVEY")  # a file: record every failure th
 # lead deletes its line when the fix is merged, and the test then checks it again.
 ALL = {"python", "numba", "numba_parallel", "cuda"}
 KNOWN = {
-    # A symbolic dim that only an attr names (broadcast_to(x, ("D",)) with no input of
-    # shape D): the IR accepts it, gc.evaluate raises a raw KeyError, the python module
-    # loads an unbound name.  It should be one GraphcError when the graph is built.
-    "unbound_dim": (ALL | {"reference"}, "a dim no input binds is not refused by the IR"),
 }
 # The same, for failures recognised by their message (regex).
 KNOWN_MESSAGES = {
