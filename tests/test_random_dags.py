@@ -12,10 +12,10 @@ loads must be bound (tests/astcheck.py).
 A failure prints a pasteable reproducer: the drawn lines of graph code.
 Examples are derandomized, so CI runs the same graphs every time.
 
-KNOWN lists failures that belong to other branches (the emitters' name
-authority is being rebuilt on branch `names`): an example that draws one of
-those features is still built, emitted and run, but a disagreement in it is
-not reported.  GRAPHC_RDAG_STRICT=1 ignores KNOWN (to see what is left),
+KNOWN (by drawn feature) and KNOWN_MESSAGES (by message) excuse known bugs
+while their fix is pending on another branch: an example that draws one is
+still built, emitted and run, but a disagreement in it is not reported.  Both
+are empty now.  GRAPHC_RDAG_STRICT=1 ignores them (to see what is left),
 GRAPHC_RDAG_SURVEY=file records every failure there instead of stopping at the
 first, and GRAPHC_RDAG_SCALE=4 draws four times as many graphs.
 
@@ -24,7 +24,6 @@ the rootdir first on sys.path, so PYTHONPATH=/other does not win: make a
 directory holding symlinks `graphc -> /other/graphc` and `tests -> this
 checkout's tests`, and run pytest from there.
 """
-import importlib.util
 import os
 import re
 import traceback
@@ -46,19 +45,9 @@ SURVEY = os.environ.get("GRAPHC_RDAG_SURVEY")  # a file: record every failure th
 # `graph_features`) -> (backends it is excused on, why).  Each is a bug to fix; the
 # lead deletes its line when the fix is merged, and the test then checks it again.
 ALL = {"python", "numba", "numba_parallel", "cuda"}
-KNOWN = {
-}
+KNOWN = {}
 # The same, for failures recognised by their message (regex).
-KNOWN_MESSAGES = {
-}
-# Until the emitters have one name authority and one literal policy (issue 12, branch
-# `names`: graphc/codegen/names.py), adversarial names and literals break them
-# everywhere; these excuses lapse by themselves once that module exists.
-KNOWN_WITHOUT_NAME_AUTHORITY = {
-    feature: (ALL, "no name authority / literal policy in the emitters yet (branch names)")
-    for feature in ("emitter_name", "keyword_name", "handpicked_name", "graph_name_text", "output_key_text",
-                    "dim_name", "dim_name_not_identifier", "const_inf", "const_nan", "zero_size_dim")}
-HAS_NAME_AUTHORITY = importlib.util.find_spec("graphc.codegen.names") is not None
+KNOWN_MESSAGES = {}
 
 RTOL = 1e-10
 ATOL = 1e-12  # absolute floor for values that cancel to ~0 (summation order differs by backend)
@@ -105,8 +94,7 @@ def graph_features(graph):
 def _excused(draw, backend, message):
     if STRICT:
         return []
-    known = dict(KNOWN) if HAS_NAME_AUTHORITY else {**KNOWN_WITHOUT_NAME_AUTHORITY, **KNOWN}
-    hits = [f for f in draw.features if f in known and (backend is None or backend in known[f][0])]
+    hits = [f for f in draw.features if f in KNOWN and (backend is None or backend in KNOWN[f][0])]
     hits += [r for r, (backends, _) in KNOWN_MESSAGES.items() if backend in backends and re.search(r, message)]
     return sorted(hits)
 
