@@ -65,17 +65,18 @@ class Scope:
     def __init__(self, parent=None, reserved=()):
         self.parent, self.children = parent, []
         self.taken, self.keys, self.reads = set(), {}, []
-        self.stems = set()  # `_stem` of every name in `taken` that has one
+        self.handed = set()  # the names `fresh` handed out: variables, unlike reserved globals
+        self.stems = set()  # `_stem` of every handed-out name that has one
         if parent is None:
             reserved = [*reserved, *keyword.kwlist, *getattr(keyword, "softkwlist", ()), *dir(builtins),
                         *MODULE_NAMES]
         else:
             parent.children.append(self)
-        for name in reserved:
-            self._take(name)
+        self.taken |= set(reserved)
 
     def _take(self, name):
         self.taken.add(name)
+        self.handed.add(name)
         self.stems.add(_stem(name))
 
     def child(self, reserved=()):
@@ -83,7 +84,9 @@ class Scope:
 
     # ----- handing out names ----------------------------------------------------------
     def _clashes(self, name, stem):
-        return name in self.taken or name in self.stems or stem in self.taken
+        # Reserved names (keywords, builtins, module globals) are never numba variables,
+        # so `sum_1` may sit beside the builtin `sum`; only variables need the stem rule.
+        return name in self.taken or name in self.stems or stem in self.handed
 
     def _visible(self, name, stem):
         scope = self
