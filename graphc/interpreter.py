@@ -44,6 +44,27 @@ def _check_array(graph, n, value, dims):
     return arr
 
 
+def empty_axis_checks(graph):
+    """(node, axis, dim) for every max that reduces an axis of symbolic size.  A max over
+    an empty axis has no value: refused when built (ops/tensor.py) for a size that is 0
+    in the graph, and by `check_empty_axes` for a dim bound to 0 at call time."""
+    out = []
+    for n in graph.nodes_with_op("max"):
+        shape = graph.shape(graph.operands(n)[0])
+        out += [(n, a, shape[a]) for a in S.normalize_axes(graph.node(n)["attrs"]["axes"], len(shape))
+                if isinstance(shape[a], str)]
+    return out
+
+
+def check_empty_axes(graph, checks, dims):
+    """Raise the CallError every backend raises for a max over an axis bound to size 0."""
+    for n, a, d in checks:
+        if dims.get(d) == 0:
+            shape = graph.shape(graph.operands(n)[0])
+            raise CallError(where(graph.name_of(n), graph.op(n), f"max over axis {a} of {S.fmt(shape)} with {d} = 0 "
+                                  f"has no value (graph {graph.name!r})"))
+
+
 def bound_attrs(attrs, dims):
     """Attrs with symbolic `shape` entries replaced by their bound sizes."""
     if "shape" in attrs:
@@ -96,7 +117,9 @@ class Evaluation:
 def evaluate(graph, feeds=None, check_finite=False, **kw_feeds):
     """Evaluate every node of `graph`; returns an Evaluation."""
     feeds = dict(feeds or {}, **kw_feeds)
+    graph.check_dims_bound()  # a graph edited by hand may skip validate()
     values, dims = bind_feeds(graph, feeds)
+    check_empty_axes(graph, empty_axis_checks(graph), dims)
     for n in graph.toposort():
         if n not in values:
             values[n] = np.asarray(run_node(graph, n, values, dims))

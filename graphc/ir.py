@@ -194,6 +194,7 @@ class Graph:
             names[data["name"]] = n
         for n in self.toposort():
             self._validate_node(n)
+        self.check_dims_bound()
         for leaf, value in self.updates.items():
             self.set_update(leaf, value)  # re-checks op, shape and dtype
         if outputs_need_inputs:
@@ -201,6 +202,21 @@ class Graph:
         elif not self.outputs:
             raise GraphcError(f"graph {self.name!r} has no outputs")
         return self
+
+    def check_dims_bound(self):
+        """Every symbolic dim must be in an input's or param's shape: only a fed array
+        gives it a size.  A dim that only an attr names (broadcast_to(x, ("D",)))
+        has none.  Checked here, not when the node is added: an input of shape D
+        may still be added after it."""
+        bound = {d for n in self.nodes_with_op("input", "param") for d in self.shape(n) if isinstance(d, str)}
+        for n in self.toposort():
+            data = self.nx.nodes[n]
+            attr_shape = data["attrs"].get("shape")
+            dims = [*self.shape(n), *(attr_shape if isinstance(attr_shape, (tuple, list)) else ())]
+            free = [d for d in dims if isinstance(d, str) and d not in bound]
+            if free:
+                raise ShapeError(where(data["name"], data["op"], f"dim {free[0]!r} of shape {S.fmt(self.shape(n))} is "
+                                       f"not in the shape of any input or param, so nothing gives it a size"))
 
     def _validate_node(self, n):
         data = self.nx.nodes[n]

@@ -25,7 +25,7 @@ import numpy as np
 from graphc import __version__
 from graphc import shapes as S
 from graphc.errors import CallError, GraphcError, LabelRangeError, NumericError
-from graphc.interpreter import bind_feeds
+from graphc.interpreter import bind_feeds, check_empty_axes, empty_axis_checks
 
 BACKENDS = {
     "python": "graphc.codegen.python",  # readable NumPy: the oracle
@@ -222,6 +222,7 @@ class Compiled(ABC):
         leaves = [graph.find(name) for name in self.input_names]
         self._specs = [(name, graph.shape(n), np.dtype(graph.dtype(n))) for name, n in zip(self.input_names, leaves)]
         self._held = {}
+        self._empty_axes = empty_axis_checks(graph)  # max nodes to refuse when a dim is bound to 0
         self._warm = False  # until a call has succeeded (see _first_run)
         self._index_specs()
 
@@ -276,6 +277,8 @@ class Compiled(ABC):
         if bound is None:
             bound = self._fast_bind(self._checked(feeds))
         args, dims = bound
+        if self._empty_axes:
+            check_empty_axes(self.graph, self._empty_axes, dims)
         if check_finite:
             _check_finite_inputs(self._specs, args)
         try:

@@ -133,6 +133,24 @@ def test_validate_returns_graph_and_accepts_hand_built():
     assert g.to_text() == "{ lambda x:f64[2] .\n  y:f64[2] = exp x\n  in (y) }"
 
 
+def test_a_dim_that_no_input_binds_is_one_shape_error():
+    """broadcast_to(w, ("D",)) with no input of shape D: nothing gives D a size.  It was
+    accepted, and gc.evaluate then raised a raw KeyError 'D' (the python module a NameError)."""
+    match = r"node 'wide' \(broadcast_to\): dim 'D' of shape \(D,\) is not in the shape of any input or param"
+    b = gc.Builder("unbound")
+    w = b.param("w", ())
+    wide = gc.broadcast_to(w, ("D",), name="wide")
+    with pytest.raises(gc.ShapeError, match=match):
+        b.output(y=gc.sum(wide))
+    with pytest.raises(gc.ShapeError, match=match):  # a graph that skipped validate(): refused all the same
+        gc.evaluate(b.graph, w=np.array(1.0))
+    with pytest.raises(gc.ShapeError, match=match):
+        gc.compile(b.graph)
+    # an input of shape D added after the node binds it: the check is in validate, not add
+    b.input("x", ("D",))
+    assert gc.evaluate(b.output(y=gc.sum(wide)), w=np.array(2.0), x=np.zeros(3)).outputs["y"] == 6.0
+
+
 def test_validate_catches_hand_edited_shape_and_dtype():
     g = gc.trace(lecture, (), (), (), ())
     g.node(g.find("b"))["shape"] = (3,)

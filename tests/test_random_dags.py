@@ -12,10 +12,10 @@ loads must be bound (tests/astcheck.py).
 A failure prints a pasteable reproducer: the drawn lines of graph code.
 Examples are derandomized, so CI runs the same graphs every time.
 
-KNOWN lists failures that belong to other branches (the emitters' name
-authority is being rebuilt on branch `names`): an example that draws one of
-those features is still built, emitted and run, but a disagreement in it is
-not reported.  GRAPHC_RDAG_STRICT=1 ignores KNOWN (to see what is left),
+KNOWN (by drawn feature) and KNOWN_MESSAGES (by message) excuse known bugs
+while their fix is pending on another branch: an example that draws one is
+still built, emitted and run, but a disagreement in it is not reported.  Both
+are empty now.  GRAPHC_RDAG_STRICT=1 ignores them (to see what is left),
 GRAPHC_RDAG_SURVEY=file records every failure there instead of stopping at the
 first, and GRAPHC_RDAG_SCALE=4 draws four times as many graphs.
 
@@ -24,7 +24,6 @@ the rootdir first on sys.path, so PYTHONPATH=/other does not win: make a
 directory holding symlinks `graphc -> /other/graphc` and `tests -> this
 checkout's tests`, and run pytest from there.
 """
-import importlib.util
 import os
 import re
 import traceback
@@ -46,36 +45,9 @@ SURVEY = os.environ.get("GRAPHC_RDAG_SURVEY")  # a file: record every failure th
 # `graph_features`) -> (backends it is excused on, why).  Each is a bug to fix; the
 # lead deletes its line when the fix is merged, and the test then checks it again.
 ALL = {"python", "numba", "numba_parallel", "cuda"}
-KNOWN = {
-    # A symbolic dim that only an attr names (broadcast_to(x, ("D",)) with no input of
-    # shape D): the IR accepts it, gc.evaluate raises a raw KeyError, the python module
-    # loads an unbound name.  It should be one GraphcError when the graph is built.
-    "unbound_dim": (ALL | {"reference"}, "a dim no input binds is not refused by the IR"),
-    # numba_kernels._blocked: max() of an empty sequence when every axis is reduced
-    # and kept (sum(x (3,), axis=0, keepdims=True)) with parallel=True.
-    "full_reduce_keepdims": ({"numba_parallel"}, "numba parallel emitter crashes on an all-axes keepdims reduction"),
-}
+KNOWN = {}
 # The same, for failures recognised by their message (regex).
-KNOWN_MESSAGES = {
-    # A node named `y_` (array `y_`, its loop temporary `y__`; also `INPUTS` renamed to
-    # `INPUTS_`): numba's parfor lowering (parallel=True) asserts "key already in
-    # dictionary: 'y__'" -- names that differ only in trailing underscores collide there.
-    r"key already in dictionary: '\w+__'": ({"numba_parallel"}, "emitted names X_ and X__ crash numba parfors"),
-    # max over an axis of size 0 (a dim bound to 0): the reference (np.max) raises a raw
-    # ValueError; issue 12 asks for NumPy's semantics or one clear graphc error.
-    r"zero-size array to reduction operation maximum": ({"reference"}, "max over an empty axis in gc.evaluate"),
-    # A graph with a symbolic dim whose values all stay 0-d (loss = sum(x (N, 4)) * w ()):
-    # the numba emitter writes `def workspace_views(, N):`, a SyntaxError.
-    r"def workspace_views\(, ": ({"numba", "numba_parallel"}, "numba emitter with no workspace arrays but dims"),
-}
-# Until the emitters have one name authority and one literal policy (issue 12, branch
-# `names`: graphc/codegen/names.py), adversarial names and literals break them
-# everywhere; these excuses lapse by themselves once that module exists.
-KNOWN_WITHOUT_NAME_AUTHORITY = {
-    feature: (ALL, "no name authority / literal policy in the emitters yet (branch names)")
-    for feature in ("emitter_name", "keyword_name", "handpicked_name", "graph_name_text", "output_key_text",
-                    "dim_name", "dim_name_not_identifier", "const_inf", "const_nan", "zero_size_dim")}
-HAS_NAME_AUTHORITY = importlib.util.find_spec("graphc.codegen.names") is not None
+KNOWN_MESSAGES = {}
 
 RTOL = 1e-10
 ATOL = 1e-12  # absolute floor for values that cancel to ~0 (summation order differs by backend)
@@ -122,8 +94,7 @@ def graph_features(graph):
 def _excused(draw, backend, message):
     if STRICT:
         return []
-    known = dict(KNOWN) if HAS_NAME_AUTHORITY else {**KNOWN_WITHOUT_NAME_AUTHORITY, **KNOWN}
-    hits = [f for f in draw.features if f in known and (backend is None or backend in known[f][0])]
+    hits = [f for f in draw.features if f in KNOWN and (backend is None or backend in KNOWN[f][0])]
     hits += [r for r, (backends, _) in KNOWN_MESSAGES.items() if backend in backends and re.search(r, message)]
     return sorted(hits)
 
@@ -279,14 +250,13 @@ def test_cuda_simulator_agrees_with_evaluate(data):
     _check_compiled(data, "cuda")
 
 
-# NAME_RE ends in `$`, which matches before a final newline: "x\n" passes it (graphc/ir.py).
-
-
 @pytest.mark.parametrize("name", REFUSED_NAMES)
 def test_names_the_ir_refuses_get_one_clean_error(name):
     b = gc.Builder("g")
     with pytest.raises(GraphcError):
         b.input(name, (2,))
+    with pytest.raises(GraphcError):  # as a dim, too
+        b.input("d", (2, name))
     x = b.input("x", (2,))
     with pytest.raises(GraphcError):
         gc.tanh(x, name=name)

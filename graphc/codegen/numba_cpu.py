@@ -343,10 +343,10 @@ class Emitter:
         """`workspace_views` carves every buffer out of the workspace arrays.  The host
         calls it once per allocation and passes the views to each `run`."""
         self.new_step()
-        dims = "".join(", " + d for d in self._dim_vars())
         ws = {dt: self.fresh(f"ws_{dt}") for dt in self._ws_dtypes()}
         o = self.fresh("o")
-        lines = ["", "", f"def workspace_views({', '.join(ws.values())}{dims}):",
+        params = ", ".join([*ws.values(), *self._dim_vars()])  # either list may be empty
+        lines = ["", "", f"def workspace_views({params}):",
                  '    """Views into the workspace arrays, one per buffer, in `run`\'s order."""']
         for dt in self._ws_dtypes():
             lines.append(f"    {o} = 0  # {dt} workspace")

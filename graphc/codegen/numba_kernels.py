@@ -161,7 +161,12 @@ def _reduce(e, n, op):
     init = lit(0, dtype) if op == "sum" else lit(float("-inf"), dtype)
     read = f"{e.array(x)}[{', '.join(xv)}]" if xshape else e.scalar(x)  # a 0-d x is its own total
     if g.shape(n) == ():
-        return _reduce_to_scalar(e, n, op, xshape, xv, init, read)
+        return _reduce_to_scalar(e, e.name(n), op, xshape, xv, init, read)
+    if len(axes) == len(xshape):
+        # Every axis reduced and kept (shape (1, ..., 1)): a total, stored in the one
+        # element.  `_blocked` needs a kept axis to split among threads; there is none.
+        acc, zeros = e.fresh("acc"), ", ".join("0" for _ in xshape)
+        return [*_reduce_to_scalar(e, acc, op, xshape, xv, init, read), IND + f"{e.array(n)}[{zeros}] = {acc}"]
     out = f"{e.array(n)}[{_out_index(xv, axes, keepdims)}]"
     lines = [IND + f"{e.array(n)}.fill({init})"]
     par = e.is_parallel(xshape)
@@ -199,8 +204,7 @@ def _accumulate(e, op, target, read, depth):
             IND * (depth + 1) + f"{target} = {v}"]
 
 
-def _reduce_to_scalar(e, n, op, xshape, xv, init, read):
-    acc = e.name(n)
+def _reduce_to_scalar(e, acc, op, xshape, xv, init, read):
     # numba turns `acc += ...` under prange into a per-thread reduction; max stays serial.
     first = e.range_(xshape) if op == "sum" and xshape else "range"
     head, depth = nest(e, xshape, xv, [first] + ["range"] * (len(xv) - 1))

@@ -117,8 +117,8 @@ def ref_call(op, args, attrs, dim):
     """`ref.<op>(args, attr=literal, ...)`: a call of the op table's NumPy reference.
     `dim(d)` is the variable of a symbolic dim in a shape attr."""
     fn = f"ref.{op}" if op.isidentifier() and not keyword.iskeyword(op) else f"getattr(ref, {literal(op)})"
-    kwargs = "".join(f", {k}={_attr(v, dim)}" for k, v in sorted(attrs.items()))
-    return f"{fn}({', '.join(args)}{kwargs})"
+    kwargs = [f"{k}={_attr(v, dim)}" for k, v in sorted(attrs.items())]
+    return f"{fn}({', '.join([*args, *kwargs])})"  # no leading ", " when an op has no operands
 
 
 def _attr(v, dim):

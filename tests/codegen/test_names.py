@@ -136,6 +136,40 @@ def test_hostile_names_emit_parse_run_and_agree(backend, options, tmp_path, monk
     assert not (tmp_path / "PWNED").exists()
 
 
+# numba's parfor lowering renames every variable a parallel loop uses: `a` -> a with `_`
+# doubled, `$` and `.` -> `_` (SSA versions are `a.1`, temporaries `$phi8.1`), into a dict
+# that refuses duplicates.  A user node `y_` and its register `y__` once crashed it.
+LEGALIZE_HINTS = ["y", "y_", "y__", "await", "INPUTS", "a", "a_1", "a_2", "phi8_1", "_phi8_1", "_const8_2", "i0",
+                  "i0_", "layer.0", "layer_0", "__init__", "x_flat", "s_", "3d", "_", "v", "v2"]
+
+
+def test_scope_names_survive_numbas_legalization():
+    legalize_names = pytest.importorskip("numba.core.ir_utils").legalize_names
+    from graphc.codegen.names import Scope
+    module = Scope()
+    run = module.child()
+    for hint in LEGALIZE_HINTS + HOSTILE:  # as an emitter does: the node, then its temporaries
+        name = run.bind(("node", hint), hint)
+        for suffix in ("_", "__", "_flat", "_2"):
+            run.fresh(name + suffix)
+    names = run.taken
+    variables = [f"{a}{ssa}" for a in names for ssa in ("", ".1", ".2", ".12")]
+    variables += [f"${t}" for t in ("phi8.1", "const8.2", "12load_global.3", "arg.0")]
+    for var in variables:
+        legal = legalize_names([var])[var]
+        assert legal == var or legal not in names, f"numba legalizes {var!r} to {legal!r}, a name we handed out"
+
+
+def test_trailing_underscore_names_compile_with_parallel_numba():
+    b = gc.Builder("underscores")
+    x, w = b.param("x", ("N",)), b.param("w", ())
+    y_ = gc.broadcast_to(w, ("N",), name="y_")
+    aw = gc.broadcast_to(w, ("N",), name="await")  # the scope renames it await_
+    inputs = gc.broadcast_to(w, ("N",), name="INPUTS")  # INPUTS_
+    graph = gc.grad(b.output(loss=gc.sum(y_) + gc.sum(aw * x) + gc.sum(inputs * inputs)), wrt=["w", "x"])
+    _agree(graph, dict(x=np.arange(5.0), w=np.array(-1.5)), "numba", {"parallel": True})
+
+
 def test_user_names_are_kept_where_free():
     source = python.emit(hostile_graph())
     assert "    s = np.sum(x, axis=(0, 1), keepdims=False)" in source
@@ -183,11 +217,13 @@ def test_astcheck_catches_what_it_is_for():
 
 def test_emitted_identifiers_can_be_collected():
     pool = emitter_identifier_pool()
-    assert {"run", "math", "np", "i0", "_i0", "_acc", "lse", "views", "ws", "workspace_views"} <= pool
-    assert any(p.startswith("_k") for p in pool) and any(p.startswith("k0_") for p in pool)
+    assert {"run", "math", "np", "i0", "acc", "lse", "views", "ws", "workspace_views"} <= pool
+    assert any(p.startswith("k0_") for p in pool) and any(p.endswith("_scalars") for p in pool)
     # the template temporaries the hostile graph names its nodes after are in the pool
-    assert {"s", "m", "v", "ev", "inv", "lse", "i0", "i1", "fp_state", "check", "code", "_err", "_t", "_n", "_q",
-            "_res", "_lse", "_m", "_v", "_lab", "_f"} <= pool
+    assert {"s", "m", "v", "ev", "inv", "lse", "i0", "i1", "fp_state", "check", "code", "err", "t", "n", "q",
+            "res", "lab", "f"} <= pool
+    # no emitted name starts with `_` but the module's own helpers (numba legalizes `$` temporaries to `_...`)
+    assert {p for p in pool if p.startswith("_")} <= {"_aligned", "_blocks", "_tiles", "_tree_blocks"}
 
 
 # ----- the python backend emits in dependency order ---------------------------------------

@@ -91,6 +91,32 @@ def test_odd_shapes_agree(parallel):
         assert_agree(got[name], want[name], "float64", name)
 
 
+def test_reductions_over_every_axis_kept_agree_in_parallel():
+    """sum/max/logsumexp over all axes with keepdims=True: the parallel emitter has no
+    kept axis to split among threads (it once crashed on max() of an empty sequence)."""
+    b = gc.Builder("full_keepdims")
+    x, y = b.input("x", (3, 2)), b.input("y", (3,))
+    graph = b.output(s=gc.sum(x, axis=(0, 1), keepdims=True), m=gc.max(x, axis=(0, 1), keepdims=True),
+                     l=gc.logsumexp(x, axis=(0, 1), keepdims=True), s1=gc.sum(y, axis=0, keepdims=True))
+    feeds = {"x": np.array([[1.0, -2.0], [7.5, 0.25], [3.0, -np.inf]]), "y": np.array([0.5, 2.0, -4.0])}
+    want = gc.evaluate(graph, feeds).outputs
+    got = gc.compile(graph, backend="numba", parallel=True)(feeds)
+    for name in want:
+        assert_agree(got[name], want[name], "float64", name)
+
+
+def test_symbolic_dims_with_no_workspace_array():
+    """Every intermediate is 0-d, so there is no workspace array but there is a dim:
+    `workspace_views` once read `def workspace_views(, N):`, a SyntaxError."""
+    b = gc.Builder("no_workspace")
+    x, w = b.input("x", ("N", 4)), b.param("w", ())
+    graph = b.output(loss=gc.sum(x) * w)
+    fn = gc.compile(graph, backend="numba")
+    for n in (0, 3):
+        feeds = {"x": np.arange(4.0 * n).reshape(n, 4), "w": np.array(1.5)}
+        assert_agree(fn(feeds)["loss"], gc.evaluate(graph, feeds).outputs["loss"], "float64", f"N={n}")
+
+
 def skinny_net(x, W1, W2, y):
     """Inner dimensions of 2 and 3: the numba backend fuses these matmuls (and the
     transposed W2 of the gradient, and one_hot) into loops instead of calling BLAS."""

@@ -9,6 +9,8 @@ The numba CPU and CUDA (simulator) backends are checked against `gc.evaluate`
 on a few family graphs at the bottom, so that few numba graphs are compiled.
 The conventions themselves are written in docs/semantics.md.
 """
+import functools
+
 import numpy as np
 import pytest
 
@@ -222,3 +224,32 @@ def test_infinite_and_nan_constants(backend):
     t = torch.tensor(x, requires_grad=True)
     (torch.maximum(t, torch.tensor(-np.inf)) * torch.minimum(2 * t, torch.tensor(np.inf))).sum().backward()
     assert_same(out["g_x"], t.grad.numpy(), "gradient")
+
+
+# ----- max over an axis that is empty only at run time (a dim bound to 0) ---------------------
+@functools.cache
+def run_time_empty_graph():
+    b = gc.Builder("run_time_empty")
+    x = b.input("x", ("N", 4))
+    return b.output(m=gc.max(x, axis=0, name="colmax"), r=gc.max(x, axis=1), l=gc.logsumexp(x, axis=0))
+
+
+@pytest.mark.parametrize("backend", ["evaluate", "python", "numba", "cuda"])
+def test_max_over_an_axis_bound_to_zero_is_one_call_error(backend):
+    """docs/semantics.md: a max over an empty axis has no value (NumPy raises a raw
+    ValueError, PyTorch an IndexError, a numba loop would give -inf).  Every backend
+    raises the same CallError naming node, op and shape before running anything."""
+    with pytest.raises(gc.CallError, match=r"node 'colmax' \(max\): max over axis 0 of \(N, 4\) with N = 0"):
+        run_graphc(run_time_empty_graph(), {"x": np.zeros((0, 4))}, backend)
+
+
+def test_max_over_a_kept_axis_bound_to_zero_is_fine():
+    """With N = 0 only the reduced axis matters: max over axis 1 of (0, 4) is empty, not an error,
+    and logsumexp over the empty axis 0 is -inf (its identity), on gc.evaluate and the python backend."""
+    b = gc.Builder("run_time_empty_ok")
+    x = b.input("x", ("N", 4))
+    graph = b.output(r=gc.max(x, axis=1), l=gc.logsumexp(x, axis=0), s=gc.softmax(x, axis=0))
+    for out in (gc.evaluate(graph, x=np.zeros((0, 4))).outputs, gc.compile(graph)(x=np.zeros((0, 4)))):
+        assert_same(out["r"], np.zeros((0,)), "max over the kept axis")
+        assert_same(out["l"], np.full(4, -np.inf), "logsumexp over an empty axis")
+        assert_same(out["s"], np.zeros((0, 4)), "softmax over an empty axis")
