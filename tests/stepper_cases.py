@@ -3,8 +3,10 @@ import json
 import re
 
 import numpy as np
+import pytest
 
 import graphc as gc
+from graphc import stepper
 from tests.conftest import lecture_graph
 
 POINT = {"x1": 5.0, "x2": 4.0, "x3": 3.0, "x4": 2.0}
@@ -38,3 +40,16 @@ ODD = {  # name: (function, input shape, feed)
     "no-grads": (_positive, (3,), np.array([1.0, -1.0, 2.0])),
     "0-d": (_square_sum, (), np.float64(-3.0)),
 }
+
+
+# ----- fixtures shared by both stepper test modules (they import them) -----
+
+@pytest.fixture(scope="module")
+def lecture():
+    graph = gc.grad(lecture_graph())
+    return graph, gc.evaluate(graph, POINT), stepper.render_html(graph, POINT)
+
+
+@pytest.fixture(scope="module")
+def odd_pages():
+    return {name: stepper.render_html(gc.trace(fn, shape), {"x": feed}) for name, (fn, shape, feed) in ODD.items()}

@@ -18,21 +18,11 @@ import pytest
 import graphc as gc
 from graphc import render, stepper
 from tests import browser as B
-from tests.stepper_cases import HOSTILE, ODD, POINT, hostile_graph
+from tests.stepper_cases import HOSTILE, ODD, POINT, hostile_graph, lecture, odd_pages  # noqa: F401 (shared fixtures)
 from tests.conftest import lecture_graph
 
 
 # ----- fixtures and helpers ---------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def lecture():
-    graph = gc.grad(lecture_graph())
-    return graph, gc.evaluate(graph, POINT), stepper.render_html(graph, POINT)
-
-
-@pytest.fixture(scope="module")
-def odd_pages():
-    return {name: stepper.render_html(gc.trace(fn, shape), {"x": feed}) for name, (fn, shape, feed) in ODD.items()}
-
 
 @pytest.fixture(scope="module")
 def chromium():

@@ -16,18 +16,8 @@ from graphc.backprop_table import backprop_rows
 from graphc.errors import GraphcError
 from graphc.stepper_svg import clean_svg
 from tests.conftest import lecture_graph
-from tests.stepper_cases import HOSTILE, ODD, POINT, hostile_graph, tape_of
+from tests.stepper_cases import HOSTILE, ODD, POINT, hostile_graph, tape_of, lecture, odd_pages  # noqa: F401 (shared fixtures)
 
-
-@pytest.fixture(scope="module")
-def lecture():
-    graph = gc.grad(lecture_graph())
-    return graph, gc.evaluate(graph, POINT), stepper.render_html(graph, POINT)
-
-
-@pytest.fixture(scope="module")
-def odd_pages():
-    return {name: stepper.render_html(gc.trace(fn, shape), {"x": feed}) for name, (fn, shape, feed) in ODD.items()}
 
 
 def test_tape_follows_the_backprop_table(lecture):
