@@ -12,7 +12,7 @@ process builds a fresh graph per repeat and times
 
   build     building and validating the forward graph (gc.Builder ... output()),
   backward  graphc.grad(graph, optimize=False): the reverse sweep,
-  optimize  graphc.rewrite.optimize on that result (constant folding, CSE, DCE),
+  optimize  graphc.transform.rewrite.optimize on that result (constant folding, CSE, DCE),
 
 and reports the median of the repeats, in CPU time of the child process
 (time.process_time; the wall-clock time of grad is shown as well).  grad = backward + optimize is exactly
@@ -65,7 +65,7 @@ def _step(gc, v, x, k):
 def measure(n, repeats):
     """Runs in the child process: median seconds of each phase over `repeats` fresh graphs."""
     import graphc as gc
-    from graphc import rewrite
+    from graphc.transform import rewrite as rewrite
     times = {"build": [], "backward": [], "optimize": [], "grad": [], "grad_wall": []}
     sizes = {}
     gc.grad(build_chain(200))  # warm-up: first-call costs (imports, caches) are not per-node costs

@@ -1,6 +1,6 @@
 """`python -m graphc ...` is the same as the `graphc` command."""
 import sys
 
-from graphc.cli import main
+from graphc.cli.main import main
 
 sys.exit(main())

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import graphc as gc
-from graphc import stepper
+from graphc.view.stepper import page as stepper
 from tests.conftest import lecture_graph
 
 POINT = {"x1": 5.0, "x2": 4.0, "x3": 3.0, "x4": 2.0}

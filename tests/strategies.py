@@ -20,10 +20,10 @@ import numpy as np
 from hypothesis import strategies as st
 
 import graphc as gc
-from graphc import shapes as S
+from graphc.ir import shapes as S
 from graphc.errors import GraphcError
-from graphc import ir
-from graphc.ir import NAME_RE
+from graphc.ir import graph as ir
+from graphc.ir.graph import NAME_RE
 from tests.astcheck import identifiers
 
 BACKEND_EMITTERS = ("python", "numba", "numba_parallel", "cuda")
@@ -31,7 +31,9 @@ BACKEND_EMITTERS = ("python", "numba", "numba_parallel", "cuda")
 
 def emit_all(graph, only=None):
     """{backend: source} for every emitter, or just `only` (emitting compiles nothing)."""
-    from graphc.codegen import numba_cpu, numba_cuda, python
+    from graphc.backends.numba_cpu import emit as numba_cpu
+    from graphc.backends.cuda import emit as numba_cuda
+    from graphc.backends.python import emit as python
     emitters = {"python": python.emit, "numba": lambda g: numba_cpu.emit(g, parallel=False),
                 "numba_parallel": lambda g: numba_cpu.emit(g, parallel=True), "cuda": numba_cuda.emit}
     return {k: fn(graph) for k, fn in emitters.items() if only in (None, k)}

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 import graphc as gc
-from graphc.gradcheck import gradcheck
+from graphc.check.gradcheck import gradcheck
 
 RNG = np.random.default_rng(11)
 

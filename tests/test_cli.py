@@ -10,13 +10,13 @@ LECTURE = ROOT / "examples" / "lecture_graph.py"
 
 
 def graphc(*args, cwd=ROOT):
-    return subprocess.run([sys.executable, "-m", "graphc.cli", *args], cwd=cwd,
+    return subprocess.run([sys.executable, "-m", "graphc.cli.main", *args], cwd=cwd,
                           capture_output=True, text=True, timeout=120)
 
 
 def run_main(*args):
     """In process (fast): the exit code, as argparse's SystemExit or main's return value."""
-    from graphc.cli import main
+    from graphc.cli.main import main
     try:
         return main(list(args))
     except SystemExit as e:
@@ -24,7 +24,7 @@ def run_main(*args):
 
 
 def test_ops_lists_the_op_table():
-    from graphc.ops import table
+    from graphc.ir.ops import table
     r = graphc("ops")
     assert r.returncode == 0, r.stderr
     lines = r.stdout.splitlines()
@@ -101,13 +101,13 @@ def test_emit_help_warns_that_it_runs_the_file(capsys):
 
 
 def test_main_is_callable_in_process(capsys):
-    from graphc.cli import main
+    from graphc.cli.main import main
     assert main(["ops", "--kind", "leaf"]) == 0
     assert "param" in capsys.readouterr().out
 
 
 def test_verify_one_op():
-    pytest.importorskip("graphc.verify")
+    pytest.importorskip("graphc.check.verify")
     r = graphc("verify", "tanh")
     assert r.returncode == 0, r.stdout + r.stderr
     assert r.stdout.startswith("ok") and "1 ok, 0 failed" in r.stdout
@@ -120,7 +120,7 @@ def test_verify_unknown_op_is_a_usage_error(capsys):
 
 
 def test_verify_failed_proof_exits_1(monkeypatch, capsys):
-    verify = pytest.importorskip("graphc.verify")
+    verify = pytest.importorskip("graphc.check.verify")
     failing = verify.ProofResult("tanh", False, "g_x0[]: graph gives 3*v*x0, J^T v is 2*v*x0", status="failed")
     monkeypatch.setattr(verify, "prove_op", lambda name: failing)
     assert run_main("verify", "tanh") == 1
@@ -132,8 +132,8 @@ def test_verify_failed_proof_exits_1(monkeypatch, capsys):
 BAD_DERIVATIVE = """
 import numpy as np
 import graphc as gc
-from graphc.dsl import apply
-from graphc.ops.elementwise import elementwise
+from graphc.frontend.dsl import apply
+from graphc.ir.ops.elementwise import elementwise
 
 # x*x with a wrong derivative (3x, not 2x): `graphc check` must catch it.
 elementwise("bad_square", 1, np.square, lambda a: a * a, lambda c, i: 3.0 * c.x[0], "x*x, wrong derivative")
@@ -221,7 +221,7 @@ def test_render_saved_json_reads_without_running_code(tmp_path):
 
 def test_render_malformed_json_is_one_line(tmp_path):
     bad = tmp_path / "cyclic.json"
-    from graphc.graphfile import to_data
+    from graphc.io.graphfile import to_data
     from tests.conftest import lecture_graph
     import json
     data = to_data(lecture_graph())
@@ -236,7 +236,7 @@ def test_render_malformed_json_is_one_line(tmp_path):
 def test_render_without_graphviz_writes_dot(tmp_path):
     import os
     env = dict(os.environ, GRAPHC_LAYOUT="none")
-    r = subprocess.run([sys.executable, "-m", "graphc.cli", "render", "--python", str(LECTURE), "-o", str(tmp_path / "g.svg")],
+    r = subprocess.run([sys.executable, "-m", "graphc.cli.main", "render", "--python", str(LECTURE), "-o", str(tmp_path / "g.svg")],
                        capture_output=True, text=True, env=env, cwd=ROOT, timeout=120)
     assert r.returncode == 2 and r.stderr.count("\n") == 1
     assert "wrote" in r.stderr and "pip install" in r.stderr
@@ -294,7 +294,7 @@ def test_save_roundtrip_and_emit_from_json(tmp_path, capsys):
 
 
 def test_emit_backend_choices_come_from_backends():
-    from graphc.cli import BACKENDS, make_parser
+    from graphc.cli.main import BACKENDS, make_parser
     parser = make_parser()
     emit = parser._subparsers._group_actions[0].choices["emit"]
     backend = next(a for a in emit._actions if a.dest == "backend")

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 import graphc as gc
-from graphc.codegen.python import emit
-from graphc.rewrite import live_nodes
+from graphc.backends.python.emit import emit
+from graphc.transform.rewrite import live_nodes
 from tests.conftest import lecture
 
 RNG = np.random.default_rng(5)

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 import graphc as gc
-from graphc.ir import Graph
+from graphc.ir.graph import Graph
 from tests.conftest import lecture, lecture_graph
 
 
@@ -131,7 +131,7 @@ def test_output_not_depending_on_any_input():
 
 
 def test_traced_function_returning_constant_expression():
-    from graphc.dsl import constant
+    from graphc.frontend.dsl import constant
 
     def f(x):
         k = gc.exp(constant(x.graph, np.ones(2), "float64"))

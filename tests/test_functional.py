@@ -1,11 +1,11 @@
-"""Composite ops (graphc.functional): each against a NumPy formula written out
+"""Composite ops (graphc.frontend.functional): each against a NumPy formula written out
 here, and its gradient against finite differences."""
 import numpy as np
 import pytest
 from scipy.special import erf
 
 import graphc as gc
-from graphc.gradcheck import gradcheck
+from graphc.check.gradcheck import gradcheck
 
 RNG = np.random.default_rng(7)
 X = RNG.standard_normal((5, 4))
@@ -73,7 +73,7 @@ def test_gradient_matches_finite_differences(case):
 
 
 def _used_leaves(graph):
-    from graphc.rewrite import live_nodes
+    from graphc.transform.rewrite import live_nodes
     live = live_nodes(graph, [graph.outputs["loss"]])
     return {graph.name_of(n) for n in live}
 

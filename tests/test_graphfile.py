@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 
 import graphc as gc
-from graphc import graphfile
+from graphc.io import graphfile as graphfile
 from graphc.errors import (GraphcError, GraphCycleError, ShapeError,
                            UnknownOpError)
-from graphc.graphfile import GraphFileError
+from graphc.io.graphfile import GraphFileError
 from tests.conftest import lecture_graph
 from tests.models import deep_mlp
 
@@ -80,7 +80,7 @@ def test_attr_values_of_every_kind_roundtrip(tmp_path):
 
 def test_attr_encoding_roundtrips_nested_values():
     """Values no built-in op takes (ops refuse unknown attrs) still encode and decode exactly."""
-    from graphc.graphfile import decode, encode
+    from graphc.io.graphfile import decode, encode
     note = {"scalar": np.float32(2.5), "list": [1, (2, "N")], "inf": float("inf")}
     back = decode(json.loads(json.dumps(encode(note))))
     assert back == note and type(back["scalar"]) is np.float32 and isinstance(back["list"][1], tuple)
@@ -264,7 +264,7 @@ BAD_ATTRS = [
 
 @pytest.mark.parametrize("op, arity, good, key, bad", BAD_ATTRS, ids=[f"{r[0]}-{r[3]}" for r in BAD_ATTRS])
 def test_attrs_are_typed_when_a_node_is_built(op, arity, good, key, bad):
-    from graphc.ops.attrs import AttrError
+    from graphc.ir.ops.attrs import AttrError
     b, x = _x()
     b.graph.add(op, [x.node] * arity, dict(good))  # the good attrs pass
     for value in bad:
@@ -276,7 +276,7 @@ def test_attrs_are_typed_when_a_node_is_built(op, arity, good, key, bad):
 
 
 def test_exact_constants_within_the_limits_still_load():
-    from graphc.ops.attrs import exact_problem
+    from graphc.ir.ops.attrs import exact_problem
     for text in ("1/4", "2/sqrt(pi)", "-3**2", "2**-1", "9**(1/2)", "E**2", "log(2)/3", "1e-3", "2**64"):
         assert exact_problem(text) is None, text
 

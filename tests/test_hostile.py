@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 import graphc as gc
-from graphc import graphfile
+from graphc.io import graphfile as graphfile
 from graphc.errors import GraphcError
 
 ROOT = Path(__file__).resolve().parents[1]

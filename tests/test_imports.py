@@ -20,13 +20,13 @@ def _loaded_after(code):
 
 
 def test_import_graphc_loads_neither_sympy_nor_scipy_special():
-    assert _loaded_after("import graphc, graphc.train, graphc.codegen.numba_cpu") == []
+    assert _loaded_after("import graphc, graphc.train, graphc.backends.numba_cpu.emit") == []
 
 
 STEP = """
 import numpy as np
 import graphc as gc
-from graphc.runtime import emit_source
+from graphc.backends import emit_source
 from graphc.train import SGD, build_step, compile_step
 
 b = gc.Builder("mlp", dtype="float64")
@@ -49,8 +49,8 @@ def test_training_step_of_builtin_ops_loads_neither():
 
 
 @pytest.mark.parametrize("code, loaded", [
-    ("import graphc.verify; graphc.verify.prove_op('exp')", "sympy"),
-    ("import numpy as np; from graphc.ops import get; get('erf').numpy_impl(np.zeros(2))", "scipy.special"),
+    ("import graphc.check.verify; graphc.check.verify.prove_op('exp')", "sympy"),
+    ("import numpy as np; from graphc.ir.ops import get; get('erf').numpy_impl(np.zeros(2))", "scipy.special"),
     ("import graphc as gc; gc.define_elementwise('sq', lambda x: x * x)", "sympy"),
 ])
 def test_used_where_needed(code, loaded):

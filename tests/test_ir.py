@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import graphc as gc
-from graphc.ir import Graph
+from graphc.ir.graph import Graph
 from tests.conftest import lecture
 
 

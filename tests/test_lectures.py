@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import graphc as gc
-from graphc.gradcheck import gradcheck
+from graphc.check.gradcheck import gradcheck
 from tests.conftest import lecture
 
 

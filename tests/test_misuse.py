@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 import graphc as gc
-from graphc import dsl as F
+from graphc.frontend import dsl as F
 from graphc.errors import CallError, GraphcError, ShapeError
 from graphc.train.losses import BinaryCrossEntropy, MeanSquaredError
 

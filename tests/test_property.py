@@ -4,7 +4,7 @@ Hypothesis draws a sequence of ops; each op takes earlier nodes as operands, so
 values fan out and recombine.  Ops with a restricted domain are wrapped so any
 input is safe (log(x*x + 1), a / (b*b + 1), ...), and the kinked ones (relu,
 abs) are left out so central differences are valid.  The oracle is
-graphc.gradcheck (float64 central differences along random directions).
+graphc.check.gradcheck (float64 central differences along random directions).
 """
 import numpy as np
 import pytest
@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import graphc as gc
-from graphc.gradcheck import gradcheck
+from graphc.check.gradcheck import gradcheck
 
 @pytest.fixture(scope="module", autouse=True)
 def _cache_dir(tmp_path_factory):

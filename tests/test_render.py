@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 
 import graphc as gc
-from graphc import render
+from graphc.view import render as render
 from graphc.errors import GraphcError
-from graphc.layout import LayoutUnavailable
+from graphc.view.engines import LayoutUnavailable
 from tests.conftest import lecture_graph
 
 POINT = {"x1": 5.0, "x2": 4.0, "x3": 3.0, "x4": 2.0}
@@ -258,7 +258,7 @@ def test_jupyter_bundles(monkeypatch):
 
 
 def test_importing_the_ir_does_not_import_the_renderer():
-    code = "import graphc, sys; print('graphc.render' in sys.modules, 'graphviz' in sys.modules)"
+    code = "import graphc, sys; print('graphc.view.render' in sys.modules, 'graphviz' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["False", "False"]
 
@@ -311,7 +311,7 @@ def test_exact_feeds_that_would_not_finish_are_refused(text):
 
 
 def test_exact_power_over_the_digit_limit_is_refused():
-    from graphc.dsl import constant
+    from graphc.frontend.dsl import constant
     b = gc.Builder("powbomb")
     x = b.input("x", ())
     c = constant(b.graph, 9.0, "float64", exact="9**99")

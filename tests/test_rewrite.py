@@ -2,7 +2,7 @@
 import numpy as np
 
 import graphc as gc
-from graphc import rewrite
+from graphc.transform import rewrite as rewrite
 
 RNG = np.random.default_rng(3)
 

@@ -1,8 +1,8 @@
-"""The backprop stepper page (graphc.stepper), built here and driven in a real headless Chromium.
+"""The backprop stepper page (graphc.view.stepper.page), built here and driven in a real headless Chromium.
 
 Oracles: the lecture's hand calculation (seed 001: f = (x1 + x2) * x3 - x4 at
 (5, 4, 3, 2): f = 25, gradients 3, 3, 9, -1) through `gc.evaluate` on the
-gradient graph, and the order of the backprop table (graphc.backprop_table).
+gradient graph, and the order of the backprop table (graphc.view.backprop_table).
 Browser tests share one Chromium per module (tests/browser.py) and skip with
 one reason where there is none.
 """
@@ -16,7 +16,8 @@ import numpy as np
 import pytest
 
 import graphc as gc
-from graphc import render, stepper
+from graphc.view import render as render
+from graphc.view.stepper import page as stepper
 from tests import browser as B
 from tests.stepper_cases import HOSTILE, ODD, POINT, hostile_graph, lecture, odd_pages  # noqa: F401 (shared fixtures)
 from tests.conftest import lecture_graph

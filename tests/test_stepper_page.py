@@ -1,4 +1,4 @@
-"""The stepper page (graphc.stepper) as text and data: the tape's order and numbers,
+"""The stepper page (graphc.view.stepper.page) as text and data: the tape's order and numbers,
 the formulas, escaping, the SVG allowlist, exact rationals, Jupyter and the CLI.
 The same pages in a real browser: tests/test_stepper.py."""
 import base64
@@ -11,10 +11,11 @@ import xml.etree.ElementTree as ET
 import pytest
 
 import graphc as gc
-from graphc import render, stepper
-from graphc.backprop_table import backprop_rows
+from graphc.view import render as render
+from graphc.view.stepper import page as stepper
+from graphc.view.backprop_table import backprop_rows
 from graphc.errors import GraphcError
-from graphc.stepper_svg import clean_svg
+from graphc.view.stepper.svg import clean_svg
 from tests.conftest import lecture_graph
 from tests.stepper_cases import HOSTILE, ODD, POINT, hostile_graph, tape_of, lecture, odd_pages  # noqa: F401 (shared fixtures)
 
@@ -108,14 +109,14 @@ LECTURE_FEEDS = ["--feed", "x1=5", "--feed", "x2=4", "--feed", "x3=3", "--feed",
 
 def lecture_file(tmp_path):
     """The lecture graph as a graph file (read, never run, by every version of the CLI)."""
-    from graphc import graphfile
+    from graphc.io import graphfile as graphfile
     path = tmp_path / "lecture.json"
     graphfile.save(lecture_graph(), path)
     return str(path)
 
 
 def test_cli_writes_the_page(tmp_path, capsys):
-    from graphc.cli import main
+    from graphc.cli.main import main
     out = tmp_path / "lecture.html"
     assert main(["render", lecture_file(tmp_path), *LECTURE_FEEDS, "--html", "-o", str(out)]) == 0
     assert "wrote" in capsys.readouterr().out
@@ -124,7 +125,7 @@ def test_cli_writes_the_page(tmp_path, capsys):
 
 
 def test_cli_refuses_options_the_stepper_does_not_draw(tmp_path, capsys):
-    from graphc.cli import main
+    from graphc.cli.main import main
     out = tmp_path / "x.html"
     assert main(["render", lecture_file(tmp_path), *LECTURE_FEEDS, "--html", "--backward-graph", "-o", str(out)]) == 2
     assert "--html steps through" in capsys.readouterr().err and not out.exists()

@@ -1,16 +1,16 @@
-"""graphc.verify proves VJP rules -- and can refuse them; user-defined ops work
+"""graphc.check.verify proves VJP rules -- and can refuse them; user-defined ops work
 end to end; second derivatives come out right, numerically and symbolically."""
 import numpy as np
 import pytest
 import sympy
 
 import graphc as gc
-from graphc.autodiff import grad
-from graphc.gradcheck import gradcheck
-from graphc.ops import OPS, OpDef, register
-from graphc.ops.common import same_float, same_shape, vectorize_sympy
-from graphc.ops.user import undefine
-from graphc.verify import format_table, prove_all, prove_op, sym_evaluate, symbols
+from graphc.transform.autodiff import grad
+from graphc.check.gradcheck import gradcheck
+from graphc.ir.ops import OPS, OpDef, register
+from graphc.ir.ops.common import same_float, same_shape, vectorize_sympy
+from graphc.frontend.user_ops import undefine
+from graphc.check.verify import format_table, prove_all, prove_op, sym_evaluate, symbols
 
 
 # ----- the whole table -------------------------------------------------------------

@@ -29,9 +29,9 @@ import time
 
 import numpy as np
 
-from graphc import dsl as F
+from graphc.frontend import dsl as F
 from graphc.errors import GraphcError, NumericError
-from graphc.ir import Graph
+from graphc.ir.graph import Graph
 from graphc.distributed.shards import ShardWorker, layout
 from graphc.runtime import content_hash
 from graphc.train.fit import Trainer, _check_fit_args, _progress
@@ -78,7 +78,7 @@ class DataParallelTrainer(Trainer):
                               "norm yet): use LayerNorm, or train in one process")
         if isinstance(sync_every, bool) or not isinstance(sync_every, int) or sync_every < 1:
             raise GraphcError(f"distributed fit: sync_every must be a positive integer, got {sync_every!r}")
-        from graphc.runtime import compile as compile_graph
+        from graphc.backends import compile as compile_graph
         self.client, self.model, self.optimizer, self.seed = client, model, optimizer, seed
         self.backend, self.cache_dir, self.sync_every = backend, cache_dir, sync_every
         self.workers = workers

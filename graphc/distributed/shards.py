@@ -32,7 +32,7 @@ def layout(n, batch_size, k):
 def gradient_graph(model):
     """The model's training graph plus the gradient of its loss w.r.t. every
     trainable parameter: forward and backward, no update."""
-    from graphc.autodiff import grad
+    from graphc.transform.autodiff import grad
     trainable = model.trainable()
     g = grad(model.graph(True), loss="loss", wrt=trainable)
     by_node = {node: key for key, node in g.outputs.items()}
@@ -46,7 +46,7 @@ class ShardWorker:
     def __init__(self, model, optimizer, X, y, counts, index, seed, shuffle, backend, cache_dir):
         if cache_dir is not None:
             os.environ["GRAPHC_CACHE_DIR"] = str(cache_dir)
-        from graphc.runtime import compile as compile_graph
+        from graphc.backends import compile as compile_graph
         self.model, self.optimizer, self.X, self.y = model, optimizer, X, y
         self.counts, self.index, self.seed, self.shuffle, self.backend = counts, index, seed, shuffle, backend
         self.offsets = np.concatenate([[0], np.cumsum(counts)])

@@ -14,8 +14,8 @@ import os
 import numpy as np
 
 from graphc.errors import GraphcError, NumericError
-from graphc.interpreter import evaluate
-from graphc.runtime import compile as compile_graph
+from graphc.check.interpreter import evaluate
+from graphc.backends import compile as compile_graph
 from graphc.train.history import EarlyStopping, History
 from graphc.train.resume import checked_meta, keep_chosen_hyper, plain_number
 from graphc.train.step import HYPER_PREFIX, Step

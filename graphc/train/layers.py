@@ -9,8 +9,8 @@ share parameter names and one set of arrays serves both.
 """
 import numpy as np
 
-from graphc import dsl as F
-from graphc import functional
+from graphc.frontend import dsl as F
+from graphc.frontend import functional as functional
 from graphc.errors import GraphcError
 from graphc.train import init as initializers
 

@@ -7,8 +7,8 @@ predictions and an accuracy on the host.
 """
 import numpy as np
 
-from graphc import functional
-from graphc.dsl import Input
+from graphc.frontend import functional as functional
+from graphc.frontend.dsl import Input
 from graphc.errors import GraphcError
 
 

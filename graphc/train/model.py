@@ -11,9 +11,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from graphc import dsl as F
+from graphc.frontend import dsl as F
 from graphc.errors import GraphcError
-from graphc.ir import Graph
+from graphc.ir.graph import Graph
 from graphc.train import init as initializers
 from graphc.train import losses
 from graphc.train.layers import as_layer, assign_names, walk

@@ -14,7 +14,7 @@ import math
 import numbers
 from abc import ABC, abstractmethod
 
-from graphc import dsl as F
+from graphc.frontend import dsl as F
 from graphc.errors import GraphcError
 from graphc.train.schedules import Schedule
 

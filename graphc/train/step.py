@@ -10,11 +10,11 @@ single call into compiled code.
 import networkx as nx
 import numpy as np
 
-from graphc import dsl as F
-from graphc.autodiff import grad
+from graphc.frontend import dsl as F
+from graphc.transform.autodiff import grad
 from graphc.errors import CallError, GraphcError
-from graphc.rewrite import eliminate_dead_code
-from graphc.runtime import compile_validated
+from graphc.transform.rewrite import eliminate_dead_code
+from graphc.backends import compile_validated
 
 HYPER_PREFIX = "opt."  # hyperparameter inputs are named opt.lr, opt.momentum, ...
 

@@ -97,7 +97,9 @@ def emitter_identifier_pool():
     """Every identifier the three emitters write for the zoo graph (every op, with
     gradients): python, numba (serial and parallel) and cuda.  Emitting only, no
     compile; the pool adversarial-name tests draw from."""
-    from graphc.codegen import numba_cpu, numba_cuda, python
+    from graphc.backends.numba_cpu import emit as numba_cpu
+    from graphc.backends.cuda import emit as numba_cuda
+    from graphc.backends.python import emit as python
     from tests.codegen.zoo import build_zoo
     graph, _ = build_zoo("float64")
     sources = [python.emit(graph), numba_cpu.emit(graph, parallel=False), numba_cpu.emit(graph, parallel=True),

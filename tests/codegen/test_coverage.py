@@ -6,9 +6,9 @@ import pytest
 import sympy
 
 import graphc as gc
-from graphc.codegen import BACKEND_NAMES, coverage, coverage_table
+from graphc.backends import BACKEND_NAMES, coverage, coverage_table
 from graphc.errors import GraphcError
-from graphc.ops.registry import OPS
+from graphc.ir.ops.registry import OPS
 from tests.codegen.astcheck import check_bound
 
 # The built-in ops the python backend computes by calling the op's NumPy reference;
@@ -42,11 +42,11 @@ def test_coverage_of_unknown_names_is_a_clear_error():
 # ----- docs/adding-an-op.md's examples, registered for this module only ----------------------
 @pytest.fixture(scope="module")
 def doc_ops():
-    from graphc import shapes as S
-    from graphc.ops.common import first_float
-    from graphc.ops.elementwise import elementwise
-    from graphc.ops.tensor import _reduce_shape
-    from graphc.ops.registry import OpDef, register
+    from graphc.ir import shapes as S
+    from graphc.ir.ops.common import first_float
+    from graphc.ir.ops.elementwise import elementwise
+    from graphc.ir.ops.tensor import _reduce_shape
+    from graphc.ir.ops.registry import OpDef, register
 
     before = set(OPS)
     def _sumsq_vjp(ctx, g):
@@ -70,7 +70,7 @@ def doc_ops():
         doc="sum of squares over axes"))
     user = gc.define_elementwise("softsign_user", lambda x: x / (1 + sympy.Abs(x)))
     yield user
-    from graphc.ops.user import undefine
+    from graphc.frontend.user_ops import undefine
     undefine("softsign_user")
     OPS.pop("softsign")
     OPS.pop("sumsq")
@@ -78,7 +78,7 @@ def doc_ops():
 
 
 def _doc_graph(user):
-    from graphc.dsl import apply
+    from graphc.frontend.dsl import apply
 
     def f(x, w):
         a = apply("softsign", x * w)
@@ -111,13 +111,13 @@ def test_doc_example_ops_run_and_agree(doc_ops, backend):
 
 
 def test_doc_example_op_is_refused_by_cuda_with_a_clear_error(doc_ops):
-    from graphc.codegen import numba_cuda
+    from graphc.backends.cuda import emit as numba_cuda
     with pytest.raises(GraphcError, match=r"softsign .*the cuda backend has no kernel for op 'softsign'"):
         numba_cuda.emit(_doc_graph(doc_ops))
 
 
 def test_user_op_spelling_is_derived_not_registered(doc_ops):
-    from graphc.codegen import python
+    from graphc.backends.python import emit as python
     assert "softsign_user" not in python.TABLE
     source = gc.compile(gc.trace(lambda x: doc_ops(x), (3,))).source
     assert "ref.softsign_user(" not in source and "softsign_user_1 = (x)/(abs((x)) + 1)" in source

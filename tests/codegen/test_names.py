@@ -13,8 +13,10 @@ import pytest
 
 import graphc as gc
 from graphc.errors import GraphcError
-from graphc.codegen import numba_cpu, numba_cuda, python
-from graphc.dsl import Value
+from graphc.backends.numba_cpu import emit as numba_cpu
+from graphc.backends.cuda import emit as numba_cuda
+from graphc.backends.python import emit as python
+from graphc.frontend.dsl import Value
 from tests.codegen.astcheck import check_bound, emitter_identifier_pool
 
 HOSTILE_GRAPH_NAME = 'net """ \\ \n' + ''';import os;os.system("touch PWNED")'''
@@ -145,7 +147,7 @@ LEGALIZE_HINTS = ["y", "y_", "y__", "await", "INPUTS", "a", "a_1", "a_2", "phi8_
 
 def test_scope_names_survive_numbas_legalization():
     legalize_names = pytest.importorskip("numba.core.ir_utils").legalize_names
-    from graphc.codegen.names import Scope
+    from graphc.backends.common.names import Scope
     module = Scope()
     run = module.child()
     for hint in LEGALIZE_HINTS + HOSTILE:  # as an emitter does: the node, then its temporaries

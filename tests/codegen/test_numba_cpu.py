@@ -159,7 +159,7 @@ def seed003_net(X, y, W1, b1, W2, b2, W3, b3):
 
 
 def _seed003(dtype):
-    from graphc.dsl import Input, Param
+    from graphc.frontend.dsl import Input, Param
     graph = gc.trace(seed003_net, Input(("N", 4), dtype), Input(("N", 1), dtype), Param((4, 8), dtype),
                      Param((1, 8), dtype), Param((8, 6), dtype), Param((1, 6), dtype), Param((6, 1), dtype),
                      Param((1, 1), dtype), dtype=dtype)
@@ -271,7 +271,7 @@ def test_subnormals_flush_to_zero_inside_a_call_only():
 
 # ----- the emitted module ---------------------------------------------------------------------------
 def test_emitted_source_is_readable_and_fused():
-    src = gc.runtime.emit_source(gc.grad(gc.trace(odd_shapes, (2, 3, 4), (3, 4)), wrt=["x"]), "numba")
+    src = gc.backends.emit_source(gc.grad(gc.trace(odd_shapes, (2, 3, 4), (3, 4)), wrt=["x"]), "numba")
     assert "@njit(cache=True" in src and "def run(" in src
     assert "# loop over (2, 3, 4):" in src  # a fused elementwise loop names its members
     assert "prange" not in src.split("def run(")[1] or "parallel=True" in src

@@ -22,7 +22,7 @@ if not cuda.is_available():  # GRAPHC_REAL_CUDA=1 on a machine without a GPU
     pytest.skip("no CUDA GPU, and the simulator is off (GRAPHC_REAL_CUDA=1)", allow_module_level=True)
 
 import graphc as gc  # noqa: E402
-from graphc.dsl import Input, Param  # noqa: E402
+from graphc.frontend.dsl import Input, Param  # noqa: E402
 from graphc.train import SGD, compile_step  # noqa: E402
 from tests.conftest import lecture_graph  # noqa: E402
 from tests.ops.test_op_table import OPS, IDS, build, feeds_of, make_feeds  # noqa: E402
@@ -249,7 +249,7 @@ def test_unknown_option_is_a_graphc_error():
 
 
 def test_emitted_source_is_readable_cuda():
-    src = gc.runtime.emit_source(gc.grad(_mlp(), loss="loss"), "cuda")
+    src = gc.backends.emit_source(gc.grad(_mlp(), loss="loss"), "cuda")
     assert "@cuda.jit(cache=True)" in src
     assert "cuda.shared.array((TILE, TILE)" in src  # the tiled matmul
     assert "def run(X, y, W1, b1, W2, b2, ws, check):" in src

@@ -8,8 +8,8 @@ A disagreement is therefore still reported per op.
 import numpy as np
 
 import graphc as gc
-from graphc import dsl
-from graphc.ops import table
+from graphc.frontend import dsl as dsl
+from graphc.ir.ops import table
 from tests.ops.test_op_table import graph_attrs, make_feeds
 
 OPS = [op for op in table() if op.kind != "leaf"]

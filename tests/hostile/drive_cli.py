@@ -1,7 +1,7 @@
 """Run one `graphc` command over many files in ONE process (a subprocess each would cost
 ~1 s of start-up per file): `python drive_cli.py COMMAND OUT_DIR FILE... [-- EXTRA ARGS]`.
 
-Run it with cwd = an empty folder.  For each file it calls graphc.cli.main in process,
+Run it with cwd = an empty folder.  For each file it calls graphc.cli.main.main in process,
 with stdout and stderr captured and a per-file alarm, and reports as one JSON list on
 stdout: the exit code, the stderr text, the seconds taken, and every path that appeared
 in the cwd outside OUT_DIR (a payload that ran would leave PWNED there).
@@ -42,7 +42,7 @@ def argv_for(command, path, out_dir, extra):
 
 
 def run_one(command, path, out_dir, extra):
-    from graphc.cli import main
+    from graphc.cli.main import main
     err, out = io.StringIO(), io.StringIO()
     start = time.perf_counter()
     signal.alarm(PER_FILE_S)

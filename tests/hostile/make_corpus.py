@@ -22,8 +22,8 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parents[1]))
 
 import graphc as gc  # noqa: E402
-from graphc import graphfile  # noqa: E402
-from graphc.dsl import constant  # noqa: E402
+from graphc.io import graphfile as graphfile  # noqa: E402
+from graphc.frontend.dsl import constant  # noqa: E402
 
 PWN = "open('PWNED','w')"
 PY_PAYLOAD = "import pathlib\npathlib.Path('PWNED').write_text('ran')\ngraph = None\n"

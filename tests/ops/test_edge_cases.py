@@ -15,10 +15,10 @@ import numpy as np
 import pytest
 
 import graphc as gc
-from graphc import dsl
-from graphc.gradcheck import gradcheck
-from graphc.ops import table
-from graphc.ops.registry import FLOATS
+from graphc.frontend import dsl as dsl
+from graphc.check.gradcheck import gradcheck
+from graphc.ir.ops import table
+from graphc.ir.ops.registry import FLOATS
 from tests.ops.edge_cases import TORCH, cases, unspecified
 
 OPS = [op for op in table() if op.kind != "leaf"]

@@ -1,8 +1,8 @@
 """Every op in the table, checked three independent ways.
 
-Parametrized over `graphc.ops.table()`, so a newly registered op is covered
+Parametrized over `graphc.ir.ops.table()`, so a newly registered op is covered
 without touching this file:
-  (a) its VJP rule is proved with SymPy (graphc.verify);
+  (a) its VJP rule is proved with SymPy (graphc.check.verify);
   (b) a float64 central-difference check of sum(op(...) * w) passes;
   (c) the emitted Python code agrees with the interpreter, forward and
       backward, and with the op's NumPy reference applied directly.
@@ -12,10 +12,10 @@ import pytest
 import sympy
 
 import graphc as gc
-from graphc import dsl
-from graphc.gradcheck import gradcheck
-from graphc.ops import table
-from graphc.verify import prove_op, sym_apply, symbols
+from graphc.frontend import dsl as dsl
+from graphc.check.gradcheck import gradcheck
+from graphc.ir.ops import table
+from graphc.check.verify import prove_op, sym_apply, symbols
 
 OPS = [op for op in table() if op.kind != "leaf"]
 IDS = [op.name for op in OPS]

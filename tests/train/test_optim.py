@@ -14,7 +14,7 @@ import pytest
 
 import graphc as gc
 from graphc import GraphcError
-from graphc.dsl import Input, Param
+from graphc.frontend.dsl import Input, Param
 from graphc.train import build_step, compile_step
 from graphc.train import optim
 from graphc.train.optim import SGD, Adagrad, Adam, Momentum, Nesterov, Optimizer, RMSProp

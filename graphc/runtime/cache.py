@@ -1,0 +1,193 @@
+"""Load emitted source from files named by a content hash, and validate calls.
+
+Emitted code lives in real files (not exec'd strings) so tracebacks point into
+it and so numba's on-disk cache works (numba#3501): numba keys its cache on
+the source file, and our file names are hashes of graph, graphc version,
+dtype and backend, because they hash the emitted source, which contains all
+of them.  The cache directory is $GRAPHC_CACHE_DIR, else
+$XDG_CACHE_HOME/graphc, else ~/.cache/graphc.  Deleting it is always safe:
+files are rebuilt, and kernels recompiled, on demand.
+"""
+import contextlib
+import hashlib
+import importlib
+import importlib.util
+import os
+import shutil
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from graphc._version import __version__
+from graphc.errors import GraphcError
+
+def cache_dir():
+    root = os.environ.get("GRAPHC_CACHE_DIR")
+    if not root:
+        base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+        root = os.path.join(base, "graphc")
+    return Path(root)
+
+
+def content_hash(*parts):
+    h = hashlib.sha256()
+    for part in (__version__, *parts):
+        h.update(str(part).encode())
+        h.update(b"\0")
+    return h.hexdigest()[:20]
+
+
+def load_source(source, backend, constants=None):
+    """Write `source` under the cache (atomically, once) and import it as a module.
+
+    `constants` (name -> array) are the module's array constants: handed over as
+    the module global CONSTANTS before its code runs, never printed into source,
+    and part of the content hash.  A damaged cache entry (a changed or non-UTF-8
+    .py, a truncated .pyc) is discarded and rebuilt with one CacheWarning: the
+    cache never needs a manual delete."""
+    digest = content_hash(backend, source, *_constants_key(constants))
+    folder = _cache_folder(backend)
+    path = folder / f"graphc_{digest}.py"
+    data = source.encode()
+    found = _read_bytes(path)
+    if found != data:
+        if found is not None:  # the name is a hash of the content: other bytes mean damage
+            _warn_damaged(folder, path.name)
+            purge_compiled(path)
+        _write_atomic(path, data)
+    module_name = f"graphc_generated_{backend}_{digest}"
+    loaded = sys.modules.get(module_name)
+    if loaded is not None and loaded.__file__ == str(path):
+        return loaded  # reuse only a module loaded from this very file (the cache dir may change)
+    try:
+        return _import_file(module_name, path, constants)
+    except Exception as e:  # our source compiles, so only its cached bytecode can be bad
+        if not purge_compiled(path, suffixes=(".pyc",)):
+            raise
+        heal_warning(path, e)
+        return _import_file(module_name, path, constants)
+
+
+def _import_file(module_name, path, constants=None):
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    module = importlib.util.module_from_spec(spec)
+    if constants:
+        module.CONSTANTS = {k: np.array(v) for k, v in constants.items()}  # the module's own copies
+    sys.modules[module_name] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        sys.modules.pop(module_name, None)  # no half-imported module for the next call to reuse
+        raise
+    return module
+
+
+# ----- a cache that heals itself ------------------------------------------------------
+class CacheWarning(UserWarning):
+    """graphc found a damaged cache entry, discarded it and rebuilt it."""
+
+
+def _cache_folder(backend):
+    root = cache_dir()
+    try:
+        folder = root / backend
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise GraphcError(f"cannot use the graphc cache directory {str(root)!r} (GRAPHC_CACHE_DIR, else "
+                          f"XDG_CACHE_HOME/graphc): {e.strerror or e}; point GRAPHC_CACHE_DIR at a "
+                          "writable directory") from None
+    return folder
+
+
+def _read_bytes(path):
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        return None
+    except OSError:
+        return b""  # unreadable (a directory, no permission): damaged, replace it
+
+
+def _write_atomic(path, data):
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    try:
+        tmp.write_bytes(data)
+        if path.is_dir():
+            shutil.rmtree(path)
+        os.replace(tmp, path)  # readers never see a half-written module
+    except OSError as e:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise GraphcError(f"cannot write {str(path)!r} in the graphc cache: {e.strerror or e}; point "
+                          "GRAPHC_CACHE_DIR at a writable directory") from None
+
+
+def _warn_damaged(folder, what):
+    # warn_explicit with a pseudo file name: the warning is one line, with no source line under it
+    warnings.warn_explicit(f"graphc: discarded a damaged cache entry {what} in {folder}; it is rebuilt",
+                           CacheWarning, filename="<graphc cache>", lineno=0)
+
+
+def heal_warning(path, error):
+    path = Path(path)
+    _warn_damaged(path.parent, f"for {path.name} ({type(error).__name__})")
+
+
+def purge_compiled(path, suffixes=(".pyc", ".nbi", ".nbc")):
+    """Delete what Python and numba compiled from the module file `path` (in the
+    __pycache__ beside it); returns whether anything was there to delete."""
+    path = Path(path)
+    found = False
+    for entry in (path.parent / "__pycache__").glob(f"{path.stem}.*"):
+        if entry.suffix in suffixes:
+            found = True
+            with contextlib.suppress(OSError):
+                entry.unlink()
+    return found
+
+
+def is_cache_failure(error):
+    """Whether `error` (or one it was raised from) came out of numba's on-disk cache
+    loader: a truncated or garbage .nbi/.nbc makes it raise whatever unpickling raises."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        tb = error.__traceback__
+        while tb is not None:
+            if tb.tb_frame.f_code.co_filename.endswith(_NUMBA_CACHE_FILE):
+                return True
+            tb = tb.tb_next
+        error = error.__cause__ or error.__context__
+    return False
+
+
+_NUMBA_CACHE_FILE = os.path.join("numba", "core", "caching.py")
+
+
+def heal_cache_entry(module, error):
+    """Discard numba's cache of this module's kernels so the next call recompiles
+    them: empty each kernel's index (wherever NUMBA_CACHE_DIR puts it), then delete
+    the files beside the module.  Re-raises `error` when there was nothing to discard."""
+    flushed = False
+    for obj in list(vars(module).values()):
+        if not type(obj).__module__.startswith("numba"):  # only numba's dispatchers have a disk cache
+            continue
+        cache = getattr(obj, "_cache", None)
+        if cache is not None and hasattr(cache, "flush"):
+            with contextlib.suppress(Exception):  # a damaged index is simply overwritten
+                cache.flush()
+                flushed = True
+    if not (purge_compiled(module.__file__, suffixes=(".nbi", ".nbc")) or flushed):
+        raise error
+    heal_warning(module.__file__, error)
+
+
+def _constants_key(constants):
+    """What of the constants the content hash covers: names, dtypes, shapes and bytes."""
+    parts = []
+    for k, v in sorted((constants or {}).items()):
+        v = np.ascontiguousarray(v)
+        parts += [k, v.dtype.str, v.shape, hashlib.sha256(v.tobytes()).hexdigest()]
+    return parts
