@@ -141,6 +141,19 @@ class Graph:
         except KeyError:
             raise GraphcError(f"no node named {name!r} in graph {self.name!r}") from None
 
+    def has_name(self, name):
+        """Whether a node is called `name` (what `find` would return)."""
+        return name in self._by_name
+
+    def select_outputs(self, outputs=None):
+        """{output name: node} for `outputs` (names, in the order given), or every output."""
+        if outputs is None:
+            return dict(self.outputs)
+        missing = [k for k in outputs if k not in self.outputs]
+        if missing:
+            raise GraphcError(f"graph {self.name!r} has no output {missing[0]!r}; its outputs: {', '.join(self.outputs)}")
+        return {k: self.outputs[k] for k in outputs}
+
     def operands(self, n):
         """Operand node ids of n, in operand order."""
         # Read the adjacency directly: networkx's edge views cost ~10x more on this hot path.

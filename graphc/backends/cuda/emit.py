@@ -349,7 +349,7 @@ def emit(graph, outputs=None, **opts):
 
 def emit_module(graph, outputs=None, **opts):
     """(source, constants): `emit`, with the array constants the loader hands over."""
-    outputs = dict(graph.outputs) if outputs is None else {k: graph.outputs[k] for k in outputs}
+    outputs = graph.select_outputs(outputs)
     e = Emitter(graph, outputs, options(**opts))
     return e.module(), e.constants
 
@@ -442,5 +442,5 @@ def build(graph, outputs=None, **opts):
     """The cuda backend's compile: options threads, tile, max_blocks, tree_min."""
     opts = options(**opts)
     _setup_cuda()
-    outputs = dict(graph.outputs) if outputs is None else {k: graph.outputs[k] for k in outputs}
+    outputs = graph.select_outputs(outputs)
     return CudaCompiled(graph, outputs, opts)

@@ -402,7 +402,7 @@ def emit(graph, outputs=None, parallel=False, dims=None, flush_subnormals=True):
     loop under prange: what tests use to exercise the parallel code), or "auto"
     (prange for loops of at least PARALLEL_MIN_ELEMENTS at `dims`).
     `flush_subnormals`: run with the CPU's flush-to-zero on (fpenv.py)."""
-    outputs = dict(graph.outputs) if outputs is None else {k: graph.outputs[k] for k in outputs}
+    outputs = graph.select_outputs(outputs)
     if parallel not in (True, False, "auto"):
         raise GraphcError(f"parallel must be True, False or 'auto', got {parallel!r}")
     return emit_module(graph, outputs, parallel, dims, flush_subnormals)[0]
@@ -410,7 +410,7 @@ def emit(graph, outputs=None, parallel=False, dims=None, flush_subnormals=True):
 
 def emit_module(graph, outputs=None, parallel=False, dims=None, flush_subnormals=True):
     """(source, constants): `emit`, with the array constants the loader hands over."""
-    outputs = dict(graph.outputs) if outputs is None else {k: graph.outputs[k] for k in outputs}
+    outputs = graph.select_outputs(outputs)
     if parallel not in (True, False, "auto"):
         raise GraphcError(f"parallel must be True, False or 'auto', got {parallel!r}")
     e = Emitter(graph, outputs, parallel, dims, flush_subnormals)
@@ -431,5 +431,5 @@ def build(graph, outputs=None, parallel="auto", copy_outputs=True, flush_subnorm
     if flush_subnormals not in (True, False):
         raise GraphcError(f"flush_subnormals must be True or False, got {flush_subnormals!r}")
     from graphc.backends.numba_cpu.host import NumbaCompiled
-    outputs = dict(graph.outputs) if outputs is None else {k: graph.outputs[k] for k in outputs}
+    outputs = graph.select_outputs(outputs)
     return NumbaCompiled(graph, outputs, parallel, copy_outputs, flush_subnormals)

@@ -245,7 +245,7 @@ class Emitter:
 
 def emit_module(graph, outputs=None):
     """(source, constants) for `graph`: constants are the array globals the loader hands over."""
-    outputs = dict(graph.outputs) if outputs is None else {k: graph.outputs[k] for k in outputs}
+    outputs = graph.select_outputs(outputs)
     e = Emitter(graph, outputs)
     return e.module(), e.constants
 
