@@ -25,6 +25,7 @@ from graphc.check.interpreter import evaluate
 from graphc.runtime import Compiled
 from graphc.backends import compile
 from graphc._version import __version__  # noqa: F401  (a leaf module: any layer may read it)
+from graphc import dsl  # noqa: F401  (gc.dsl.Param, as before the layout)
 
 
 def _graph_mimebundle(graph):
