@@ -258,6 +258,31 @@ def test_jupyter_bundles(monkeypatch):
     assert set(graph._repr_mimebundle_()) == {"text/plain"}
 
 
+def test_the_view_draws_what_check_annotate_hands_it():
+    """The CLI's path: a plain check.annotate.Annotation, drawn by view.render, gives the
+    same DOT as the public graphc.render.annotate(...).to_dot()."""
+    from graphc.check.annotate import Annotation, annotate
+    from graphc.view import render as view
+    ann = annotate(lecture_graph(), POINT)
+    assert type(ann) is Annotation and not hasattr(ann, "to_dot")
+    source = view.to_dot(ann).source
+    assert source == lecture_dot()
+    check_lecture(*parse_dot(source))
+
+
+def test_a_bare_graph_through_the_public_render_is_annotated_first(tmp_path):
+    """graphc.render.render(graph, path) differentiates a graph with a scalar loss, as it always
+    did; the view itself, handed a bare graph, draws the structure it was given."""
+    from graphc.view import render as view
+    render.render(lecture_graph(), tmp_path / "public.dot")
+    public = (tmp_path / "public.dot").read_text()
+    assert "edges: U (upstream)" in public and "value" not in public
+    view.render(lecture_graph(), tmp_path / "view.dot")
+    bare = (tmp_path / "view.dot").read_text()
+    assert "edges: U" not in bare and "g_" not in bare
+    assert set(parse_dot(bare)[0]) == set(parse_dot(public)[0]) == set(VALUES)
+
+
 def test_importing_the_ir_does_not_import_the_renderer():
     code = "import graphc, sys; print('graphc.view.render' in sys.modules, 'graphviz' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
