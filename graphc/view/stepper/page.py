@@ -1,6 +1,6 @@
 """Backprop, step by step, in the browser: one self-contained HTML page per graph.
 
-`render_html(graph, feeds)` lays the graph out once with Graphviz (the
+`render_html(annotation)` lays the annotated graph out once with Graphviz (the
 finished picture of `graphc render`, with stable ids on nodes and edges),
 records the steps of the backward pass in the backprop table's order (see
 graphc.view.stepper.tape), and writes one HTML file with the SVG, the steps as
