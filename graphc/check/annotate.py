@@ -15,7 +15,7 @@ from graphc.check.exact import exact_values, numeric
 from graphc.transform.autodiff import grad
 
 
-@dataclass
+@dataclass(eq=False, repr=False)  # arrays have no single truth value; a repr of every value would flood a REPL
 class Annotation:
     """A graph evaluated at given feeds: values of every node, U/L/U·L of every recorded edge.
 
@@ -33,6 +33,10 @@ class Annotation:
     @property
     def has_grads(self):
         return bool(self.graph.edge_grads)
+
+    def __repr__(self):
+        what = "no values" if self.values is None else ("exact values" if self.exact else "values")
+        return f"<{type(self).__name__} of graph {self.graph.name!r}: {what}{'' if self.has_grads else ', no gradients'}>"
 
     def value(self, n):
         return None if self.values is None else self.values.get(n)

@@ -188,16 +188,19 @@ def bundle_attrs(ann, keys, show_grads):
     return edge_attrs(ann, keys[0], show_grads) if len(keys) == 1 else {"label": f"×{len(keys)}"}
 
 
-def draw_collapsed(dot, ann, show_grads=True):
+def draw_collapsed(dot, ann, show_grads=True, ids=None, units=None):
+    """Draw the boxes, the nodes outside them, and the bundled edges between them; returns the
+    units.  ids: a prefix giving stable SVG ids (<ids>-u<i>, <ids>-n<node>, <ids>-b-<a>-<b>)."""
     g = ann.graph
     nodes = forward_nodes(g)
-    units = find_units(g, nodes)
+    units = find_units(g, nodes) if units is None else units
     box = {m: f"u{i}" for i, u in enumerate(units) for m in u.members}
+    ident = (lambda name: {"id": f"{ids}-{name}"}) if ids else (lambda name: {})
     for i, u in enumerate(units):
-        dot.node(f"u{i}", label=unit_label(ann, u, show_grads), **unit_attrs(u))
+        dot.node(f"u{i}", label=unit_label(ann, u, show_grads), **ident(f"u{i}"), **unit_attrs(u))
     for n in nodes:
         if n not in box:
-            dot.node(f"n{n}", label=node_label(ann, n, show_grads), **node_attrs(g, n))
+            dot.node(f"n{n}", label=node_label(ann, n, show_grads), **ident(f"n{n}"), **node_attrs(g, n))
     for (a, b), keys in bundles(g, nodes, box).items():
-        dot.edge(a, b, **bundle_attrs(ann, keys, show_grads))
+        dot.edge(a, b, **ident(f"b-{a}-{b}"), **bundle_attrs(ann, keys, show_grads))
     return units

@@ -6,11 +6,11 @@ bundled as in the static picture (`gc-b-<a>-<b>`) and each bundle is one
 backward step listing the U, L and U·L of the edges in it.  The inside of
 every box is laid out separately, so a click on the box can show it.
 """
-from graphc.view.collapse import bundle_attrs, bundles, exit_node, find_units, unit_attrs, unit_head, unit_label
+from graphc.view.collapse import bundles, draw_collapsed, exit_node, find_units, unit_head
 from graphc.view.format import fmt_short
-from graphc.view.labels import forward_nodes, new_dot, node_attrs, node_label, title
+from graphc.view.labels import forward_nodes, new_dot, title
 from graphc.view.stepper.svg import GRAPH_NAME, laid_out, member_dot
-from graphc.view.stepper.tape import backward_steps, edge_step, element_info, loss_node, node_id, value_step
+from graphc.view.stepper.tape import backward_steps, edge_step, element_info, loss_node, value_step
 
 
 class CollapsedView:
@@ -34,15 +34,9 @@ class CollapsedView:
 
     # ----- picture ------------------------------------------------------------------------
     def dot(self):
-        ann, g = self.ann, self.ann.graph
-        dot = new_dot(self.rankdir, title(ann), GRAPH_NAME)
-        for i, u in enumerate(self.units):
-            dot.node(f"u{i}", label=unit_label(ann, u, True), id=self.ident(f"u{i}"), **unit_attrs(u))
-        for n in self.nodes:
-            if n not in self.box:
-                dot.node(f"n{n}", label=node_label(ann, n), id=node_id(n), **node_attrs(g, n))
-        for (a, b), keys in self.bundles.items():
-            dot.edge(a, b, id=self.bundle_id(a, b), **bundle_attrs(ann, keys, True))
+        """The static collapse picture, with ids gc-u<i>, gc-n<node> and gc-b-<a>-<b>."""
+        dot = new_dot(self.rankdir, title(self.ann), GRAPH_NAME)
+        draw_collapsed(dot, self.ann, ids="gc", units=self.units)
         return dot
 
     def expansions(self):
