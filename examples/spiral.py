@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from graphc.view.render import annotate, render
+from graphc.render import annotate, render
 from graphc.train import SGD, Dense, Model, Trainer, decision_boundary
 from graphc.train.datasets import spiral  # the lecture's data (seed 004)
 

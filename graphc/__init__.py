@@ -36,8 +36,12 @@ def _graph_mimebundle(graph):
 Graph.mimebundle_hook = _graph_mimebundle  # the IR cannot import view/, the public API can
 
 
-def render_html(graph, feeds=None, **options):
-    """One self-contained HTML page that steps through backprop (see graphc.view.stepper.page.render_html).
+def render_html(graph, feeds=None, *, loss=None, wrt=None, exact=False, **options):
+    """One self-contained HTML page that steps through backprop: the graph annotated at `feeds`
+    (graphc.check.annotate; exact=True: SymPy rationals) or an annotation, handed to
+    graphc.view.stepper.page.render_html (collapse=, rankdir=, quiz=).
     Imported on first use: importing graphc does not import the renderer."""
+    from graphc.check.annotate import annotate
     from graphc.view.stepper.page import render_html as _render_html
-    return _render_html(graph, feeds, **options)
+    ann = annotate(graph, feeds, loss=loss, wrt=wrt, exact=exact) if isinstance(graph, Graph) else graph
+    return _render_html(ann, **options)

@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 
 import graphc as gc
-from graphc.view.stepper import page as stepper
 from tests.conftest import lecture_graph
 
 POINT = {"x1": 5.0, "x2": 4.0, "x3": 3.0, "x4": 2.0}
@@ -47,9 +46,9 @@ ODD = {  # name: (function, input shape, feed)
 @pytest.fixture(scope="module")
 def lecture():
     graph = gc.grad(lecture_graph())
-    return graph, gc.evaluate(graph, POINT), stepper.render_html(graph, POINT)
+    return graph, gc.evaluate(graph, POINT), gc.render_html(graph, POINT)
 
 
 @pytest.fixture(scope="module")
 def odd_pages():
-    return {name: stepper.render_html(gc.trace(fn, shape), {"x": feed}) for name, (fn, shape, feed) in ODD.items()}
+    return {name: gc.render_html(gc.trace(fn, shape), {"x": feed}) for name, (fn, shape, feed) in ODD.items()}

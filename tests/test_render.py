@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 
 import graphc as gc
-from graphc.view import render as render
+from graphc import render
+from graphc.view import format as fmt
 from graphc.errors import GraphcError
 from graphc.view.engines import LayoutUnavailable
 from tests.conftest import lecture_graph
@@ -158,7 +159,7 @@ def test_exact_mode_agrees_with_the_interpreter_off_the_rationals():
     ev = gc.evaluate(gc.grad(graph), x=0.5, y=3.0)
     out = ann.graph.outputs
     assert float(ann.value(out["g_x"])) == pytest.approx(float(ev.outputs["g_x"]), rel=1e-12)
-    assert "tanh(3/2)" in render.fmt_value(ann.value(ann.graph.find("h")))[0]
+    assert "tanh(3/2)" in fmt.fmt_value(ann.value(ann.graph.find("h")))[0]
 
 
 def test_tensors_show_values_when_small_and_statistics_when_big():
@@ -174,7 +175,7 @@ def test_tensors_show_values_when_small_and_statistics_when_big():
     h = np.maximum(x @ W, 0)  # (2, 4): 8 entries, summarised
     relu = next(rows for name, rows in nodes.items() if rows[0].endswith("relu"))
     assert relu[2] == f"value mean {h.mean():.4g}  std {h.std():.4g}"
-    assert relu[3] == f"min {render._num(h.min())}  max {render._num(h.max())}"
+    assert relu[3] == f"min {fmt.num(h.min())}  max {fmt.num(h.max())}"
     g_W = x.T @ (x @ W > 0)
     assert f"grad mean {g_W.mean():.4g}" in joined(nodes["W"])
     matmul_edge = next(rows for (s, d), rows in edges.items() if s == "W")
@@ -182,8 +183,8 @@ def test_tensors_show_values_when_small_and_statistics_when_big():
 
 
 def test_small_tensor_prints_its_entries():
-    assert render.fmt_value(np.array([[1.0, 2.5], [-3.0, 0.125]])) == ["[[1, 2.5], [-3, 0.125]]"]
-    assert render.fmt_value(np.float64(-0.0)) == ["0"]
+    assert fmt.fmt_value(np.array([[1.0, 2.5], [-3.0, 0.125]])) == ["[[1, 2.5], [-3, 0.125]]"]
+    assert fmt.fmt_value(np.float64(-0.0)) == ["0"]
 
 
 def test_labels_are_escaped(tmp_path):
@@ -211,7 +212,7 @@ def test_collapse_by_name_prefix_and_by_structure():
         boxes = re.findall(r"^\s*(u\d+) \[label", source, re.M)
         assert len(boxes) == 1
         last = np.asarray(gc.evaluate(graph, feeds)["h5" if not named else "layer5.h"])
-        assert f"value mean {render._num(last.mean())}" in html.unescape(source)
+        assert f"value mean {fmt.num(last.mean())}" in html.unescape(source)
         drawn = re.findall(r"^\s*(n\d+) \[label", source, re.M)
         assert len(drawn) < len(full) - 20  # 5 layers of matmul, add, tanh, W, b went into the box
 
@@ -240,7 +241,7 @@ def test_graph_without_a_scalar_loss_renders_values_only():
     ann = render.annotate(graph, {"x": np.array([0.0, 1.0, 2.0])})
     assert not ann.has_grads and "not a scalar" in ann.note
     nodes, _ = parse_dot(ann.to_dot().source)
-    assert joined(nodes["tanh_1"]).endswith(render._nested(np.tanh([0.0, 1.0, 2.0])))
+    assert joined(nodes["tanh_1"]).endswith(fmt.nested(np.tanh([0.0, 1.0, 2.0])))
 
 
 def test_jupyter_bundles(monkeypatch):
@@ -255,6 +256,31 @@ def test_jupyter_bundles(monkeypatch):
     check_lecture(*parse_svg(bundle["image/svg+xml"]))
     monkeypatch.setenv("GRAPHC_LAYOUT", "none")
     assert set(graph._repr_mimebundle_()) == {"text/plain"}
+
+
+def test_the_view_draws_what_check_annotate_hands_it():
+    """The CLI's path: a plain check.annotate.Annotation, drawn by view.render, gives the
+    same DOT as the public graphc.render.annotate(...).to_dot()."""
+    from graphc.check.annotate import Annotation, annotate
+    from graphc.view import render as view
+    ann = annotate(lecture_graph(), POINT)
+    assert type(ann) is Annotation and not hasattr(ann, "to_dot")
+    source = view.to_dot(ann).source
+    assert source == lecture_dot()
+    check_lecture(*parse_dot(source))
+
+
+def test_a_bare_graph_through_the_public_render_is_annotated_first(tmp_path):
+    """graphc.render.render(graph, path) differentiates a graph with a scalar loss, as it always
+    did; the view itself, handed a bare graph, draws the structure it was given."""
+    from graphc.view import render as view
+    render.render(lecture_graph(), tmp_path / "public.dot")
+    public = (tmp_path / "public.dot").read_text()
+    assert "edges: U (upstream)" in public and "value" not in public
+    view.render(lecture_graph(), tmp_path / "view.dot")
+    bare = (tmp_path / "view.dot").read_text()
+    assert "edges: U" not in bare and "g_" not in bare
+    assert set(parse_dot(bare)[0]) == set(parse_dot(public)[0]) == set(VALUES)
 
 
 def test_importing_the_ir_does_not_import_the_renderer():

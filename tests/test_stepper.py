@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 import graphc as gc
-from graphc.view import render as render
+from graphc.view import format as fmt
 from graphc.view.stepper import page as stepper
 from tests import browser as B
 from tests.stepper_cases import HOSTILE, ODD, POINT, hostile_graph, lecture, odd_pages  # noqa: F401 (shared fixtures)
@@ -215,7 +215,7 @@ def test_without_javascript_the_finished_picture_shows(chromium, lecture_url):
 
 def test_hostile_names_do_not_run(chromium, tmp_path):
     path = tmp_path / "hostile.html"
-    stepper.render_html(hostile_graph(), POINT).save(path)
+    gc.render_html(hostile_graph(), POINT).save(path)
     page = open_page(chromium, path.as_uri())
     page.evaluate("window.graphcStepper.go(5)")
     assert page.evaluate("window.pwned") is None
@@ -230,12 +230,12 @@ def test_collapsed_layers_step_as_one_unit_and_open_on_click(chromium, tmp_path)
     rng = np.random.default_rng(0)
     feeds = {graph.name_of(n): rng.standard_normal(tuple(3 if d == "N" else d for d in graph.shape(n)))
              for n in graph.nodes_with_op("input", "param")}
-    page_obj = stepper.render_html(graph, feeds, collapse=True)
+    page_obj = gc.render_html(graph, feeds, collapse=True)
     unit = [s for s in page_obj.steps if s["target"] == "gc-u0"]
     assert [s["kind"] for s in unit] == ["value", "grad"]  # 3 layers x (W, b, matmul, add, tanh): one unit
     assert "layer1 … layer3 ×3" in unit[0]["title"]
     want = gc.evaluate(gc.grad(graph), feeds)
-    assert unit[0]["value"] == " ".join(render.fmt_value(want["layer3.h"]))
+    assert unit[0]["value"] == " ".join(fmt.fmt_value(want["layer3.h"]))
     inner = {graph.find(f"layer{i}.{x}") for i in (1, 2, 3) for x in ("W", "b", "h")}
     assert not {s["target"] for s in page_obj.steps} & {f"gc-n{n}" for n in inner}
     ids = re.findall(r'\sid="([^"]+)"', page_obj.html)
@@ -268,7 +268,7 @@ def test_spiral_net_page_loads_and_steps_fast(chromium, tmp_path):
     X, y = spiral(rng)
     feeds = {"X": X, "y": y, "W1": 0.01 * rng.standard_normal((2, 100)), "b1": np.zeros((1, 100)),
              "W2": 0.01 * rng.standard_normal((100, 3)), "b2": np.zeros((1, 3))}
-    page_obj = stepper.render_html(module.build(), feeds)
+    page_obj = gc.render_html(module.build(), feeds)
     path = tmp_path / "spiral.html"
     page_obj.save(path)
     page = open_page(chromium, path.as_uri())
@@ -313,7 +313,7 @@ def compare_png(actual, stored, out_dir, level=64, max_fraction=0.005):
 
 def test_final_step_looks_as_stored(chromium, tmp_path, monkeypatch):
     monkeypatch.setenv("GRAPHC_LAYOUT", "pygraphviz")  # the stored picture's layout engine, even where `dot` is installed
-    lecture_url = stepper.render_html(lecture_graph(), POINT).save(tmp_path / "lecture.html").as_uri()
+    lecture_url = gc.render_html(lecture_graph(), POINT).save(tmp_path / "lecture.html").as_uri()
     page = open_page(chromium, lecture_url)
     page.set_viewport_size({"width": 1280, "height": 720})
     page.keyboard.press("End")

@@ -11,7 +11,7 @@ import xml.etree.ElementTree as ET
 import pytest
 
 import graphc as gc
-from graphc.view import render as render
+from graphc import render
 from graphc.view.stepper import page as stepper
 from graphc.view.backprop_table import backprop_rows
 from graphc.errors import GraphcError
@@ -62,7 +62,7 @@ def test_json_for_script_cannot_close_the_script_element():
 
 
 def test_hostile_names_stay_text():
-    text = stepper.render_html(hostile_graph(), POINT).html
+    text = gc.render_html(hostile_graph(), POINT).html
     assert text.count("<script") == 2 and text.count("</script>") == 2  # the tape and the code
     assert "<script>window.pwned" not in text and "\u2028" not in text.split('id="gc-tape">')[1]
     assert HOSTILE in tape_of(text)["steps"][4]["title"]
@@ -83,7 +83,7 @@ def test_clean_svg_keeps_drawing_and_drops_links_scripts_and_handlers():
 
 
 def test_exact_rationals():
-    text = stepper.render_html(lecture_graph(), {"x1": "1/3", "x2": 4, "x3": 3, "x4": 2}, exact=True).html
+    text = gc.render_html(lecture_graph(), {"x1": "1/3", "x2": 4, "x3": 3, "x4": 2}, exact=True).html
     steps = tape_of(text)["steps"]
     edge = next(s for s in steps if s["title"].startswith("backward: x3 -> b"))
     assert (edge["L"], edge["UL"]) == ("13/3", "13/3")  # L = a = 1/3 + 4, exactly

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 import graphc as gc
-from graphc.view import render as render
+from graphc import render
 from graphc.view.backprop_table import HEADER, backprop_rows, format_markdown, format_text
 from graphc.errors import GraphcError
 from tests.conftest import lecture_graph

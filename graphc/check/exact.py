@@ -1,4 +1,5 @@
 """Exact evaluation for `graphc render --exact`: every value a SymPy number, within limits.
+The walk is check/interpreter.py's, with SymPy values (`sympy_value`).
 
 Float feeds become rationals (a string such as "0.1" becomes exactly 1/10), so the
 numbers match a hand calculation.  SymPy's exact integers have no size limit, so a
@@ -10,7 +11,7 @@ import re
 import numpy as np
 
 from graphc.errors import GraphcError, where
-from graphc.check.interpreter import bind_feeds, bound_attrs
+from graphc.check.interpreter import bind_feeds, sympy_value, walk
 from graphc.ir.ops.attrs import MAX_EXACT_DIGITS
 from graphc.ir.ops.registry import FLOATS
 
@@ -68,24 +69,36 @@ def _bits(v):
 
 
 def exact_values(g, feeds):
-    """Every node's value as SymPy numbers (object arrays), at rational inputs."""
-    from graphc.ir.ops.registry import get
-    from graphc.view.render import numeric  # lazy: render imports this module
-    from graphc.check.verify import sym_apply
-    leaves = {g.name_of(n): n for n in g.nodes_with_op("input", "param")}
+    """({node: value as SymPy numbers (object arrays)}, dims), at rational inputs."""
     _, dims = bind_feeds(g, {k: numeric(v) for k, v in feeds.items()})  # checks names, shapes and dtypes first
-    values = {}
-    for n in g.toposort():
-        data = g.node(n)
-        if n in leaves.values():
-            _exact_guard(g, n, data["op"], [feeds[data["name"]]])
-            values[n] = _rational(feeds[data["name"]], data["dtype"])
-        else:
-            args = [values[o] for o in g.operands(n)]
-            _exact_guard(g, n, data["op"], args)
-            values[n] = sym_apply(get(data["op"]), args, bound_attrs(data["attrs"], dims))
-            _check_exact_size(g, n, values[n])
-    return values, dims
+    leaves = {}
+    for n in g.nodes_with_op("input", "param"):
+        fed = feeds[g.name_of(n)]
+        _exact_guard(g, n, g.op(n), [fed])
+        leaves[n] = _rational(fed, g.dtype(n))
+    return walk(g, leaves, _exact_value, dims), dims
+
+
+def _exact_value(g, n, args, attrs):
+    """sympy_value within the limits: refused before SymPy starts, and checked after."""
+    _exact_guard(g, n, g.op(n), args)
+    value = sympy_value(g, n, args, attrs)
+    _check_exact_size(g, n, value)
+    return value
+
+
+def _is_text(v):
+    return isinstance(v, str) or (isinstance(v, np.ndarray) and v.dtype.kind in "US")
+
+
+def numeric(v):
+    """Text feeds ("0.1", "1/3", as the command line passes them) become floats."""
+    if not _is_text(v):
+        return v
+    arr = np.asarray(v)
+    # A loop, not np.vectorize: its ufunc reports FPU flags that SymPy's own arithmetic
+    # leaves behind as a spurious "invalid value" RuntimeWarning on stderr.
+    return np.array([float(parse_rational(s)) for s in arr.ravel()], dtype=float).reshape(arr.shape)
 
 
 def _rational(value, dtype):

@@ -1,5 +1,11 @@
-"""The reference semantics: walk the topological order and apply each op's NumPy
-reference.  Every backend is tested against this."""
+"""The reference semantics, and graphc's one graph walker.
+
+`walk` visits the topological order and gives every node the value of a pluggable
+value function: `numpy_value` (each op's NumPy reference: the semantics every
+backend is tested against, used by `evaluate`) or `sympy_value` (each op's SymPy
+form over object arrays: exact renders in check/exact.py and the VJP proofs in
+check/verify.py).  SymPy is imported only when a SymPy value is asked for.
+"""
 import numpy as np
 
 from graphc.ir import shapes as S
@@ -72,14 +78,46 @@ def bound_attrs(attrs, dims):
     return attrs
 
 
-def run_node(graph, n, values, dims):
-    data = graph.node(n)
-    args = [values[o] for o in graph.operands(n)]
+def numpy_value(graph, n, args, attrs):
+    """Node n's value by its op's NumPy reference."""
+    op = graph.op(n)
     try:
         with np.errstate(all="ignore"):  # NaN/Inf are reported by check_finite, by node
-            return get(data["op"]).numpy_impl(*args, **bound_attrs(data["attrs"], dims))
+            return np.asarray(get(op).numpy_impl(*args, **attrs))
     except LabelRangeError as e:  # the reference knows the bound; here we know the node
-        raise CallError(label_range_message(graph.name, data["op"], graph.name_of(n), e.bound)) from None
+        raise CallError(label_range_message(graph.name, op, graph.name_of(n), e.bound)) from None
+
+
+def exact(value):
+    """Float attrs (alpha=0.1) become exact rationals, so SymPy values never see a Float."""
+    if isinstance(value, (float, np.floating)):
+        import sympy
+        return sympy.nsimplify(float(value), rational=True)
+    return value
+
+
+def sym_apply(opdef, args, attrs):
+    """Apply one op to object arrays of SymPy expressions."""
+    attrs = {k: exact(v) for k, v in attrs.items()}
+    impl = opdef.sympy_impl or opdef.numpy_impl  # structural ops work on object arrays
+    return np.asarray(impl(*args, **attrs), dtype=object)
+
+
+def sympy_value(graph, n, args, attrs):
+    """Node n's value by its op's SymPy form (structural ops: their NumPy reference on object arrays)."""
+    return sym_apply(get(graph.op(n)), args, attrs)
+
+
+def walk(graph, values, value_of, dims=None):
+    """The one graph walker.  `values` holds the leaves ({node: value}, as bound);
+    every other node, in topological order, gets value_of(graph, n, operand values,
+    attrs with symbolic shapes bound from `dims`).  Returns {node: value}."""
+    values, dims = dict(values), dims or {}
+    for n in graph.toposort():
+        if n not in values:
+            attrs = bound_attrs(graph.node(n)["attrs"], dims)
+            values[n] = value_of(graph, n, [values[o] for o in graph.operands(n)], attrs)
+    return values
 
 
 class Evaluation:
@@ -120,12 +158,13 @@ def evaluate(graph, feeds=None, check_finite=False, **kw_feeds):
     graph.check_dims_bound()  # a graph edited by hand may skip validate()
     values, dims = bind_feeds(graph, feeds)
     check_empty_axes(graph, empty_axis_checks(graph), dims)
-    for n in graph.toposort():
-        if n not in values:
-            values[n] = np.asarray(run_node(graph, n, values, dims))
-            if check_finite:
-                _check_finite(graph, n, values[n])
-    return Evaluation(graph, values)
+    return Evaluation(graph, walk(graph, values, _finite_value if check_finite else numpy_value, dims))
+
+
+def _finite_value(graph, n, args, attrs):
+    value = numpy_value(graph, n, args, attrs)
+    _check_finite(graph, n, value)
+    return value
 
 
 def _check_finite(graph, n, value):

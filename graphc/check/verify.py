@@ -34,6 +34,7 @@ import sympy
 from graphc.frontend import dsl as dsl
 from graphc.transform.autodiff import grad
 from graphc.ir.ops.registry import FLOATS, get, table
+from graphc.check.interpreter import sym_apply, sympy_value, walk
 
 POS, NEG = "positive", "negative"
 
@@ -59,31 +60,11 @@ class ProofResult:
 
 
 # ----- the symbolic evaluator ------------------------------------------------------
-def exact(value):
-    """Float attrs (alpha=0.1) become exact rationals, so proofs never see a Float."""
-    if isinstance(value, (float, np.floating)):
-        return sympy.nsimplify(float(value), rational=True)
-    return value
-
-
-def sym_apply(opdef, args, attrs):
-    """Apply one op to object arrays of SymPy expressions."""
-    attrs = {k: exact(v) for k, v in attrs.items()}
-    impl = opdef.sympy_impl or opdef.numpy_impl  # structural ops work on object arrays
-    return np.asarray(impl(*args, **attrs), dtype=object)
-
-
 def sym_evaluate(graph, feeds):
-    """Evaluate every node of `graph` symbolically; feeds map input names to arrays."""
-    values = {}
-    for n in graph.toposort():
-        data = graph.node(n)
-        if data["op"] in ("input", "param"):
-            values[n] = feeds[data["name"]]
-        else:
-            args = [values[o] for o in graph.operands(n)]
-            values[n] = sym_apply(get(data["op"]), args, data["attrs"])
-    return values
+    """Evaluate every node of `graph` symbolically (the one walker, SymPy values);
+    feeds map input names to object arrays of SymPy expressions."""
+    leaves = {n: feeds[graph.name_of(n)] for n in graph.nodes_with_op("input", "param")}
+    return walk(graph, leaves, sympy_value)
 
 
 def symbols(prefix, shape, **assumptions):

@@ -145,7 +145,7 @@ def _convert(graph, n, value, keep_text):
         return value
     try:
         if dtype in FLOATS:
-            from graphc.view.render import numeric
+            from graphc.check.exact import numeric
             return numeric(arr).astype(dtype)
         if dtype == "bool":
             return np.vectorize(_bool, otypes=[bool])(arr)

@@ -101,10 +101,11 @@ def _wrt(args):
 
 
 def cmd_render(args):
+    from graphc.check.annotate import annotate
     from graphc.view import render as render
     from graphc.view.backprop_table import format_markdown, format_text
     graph, feeds = _model_and_feeds(args, keep_text=args.exact)
-    ann = render.annotate(graph, feeds, loss=args.loss, wrt=_wrt(args), exact=args.exact)
+    ann = annotate(graph, feeds, loss=args.loss, wrt=_wrt(args), exact=args.exact)
     if args.trace:
         sys.stdout.write((format_markdown if args.markdown else format_text)(ann))
         if not args.output:

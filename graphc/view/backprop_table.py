@@ -8,7 +8,8 @@ a node, operands from last to first, as on the slides.
 from dataclasses import dataclass
 
 from graphc.errors import GraphcError
-from graphc.view.render import fmt_short, forward_nodes
+from graphc.view.format import fmt_short
+from graphc.view.labels import edge_texts, forward_nodes
 
 INFIX = {"add": "+", "sub": "-", "mul": "*", "div": "/", "matmul": "@", "pow": "**"}
 HEADER = ("step", "node", "edge", "value", "upstream U", "local L", "downstream U·L")
@@ -37,7 +38,8 @@ def expression(graph, n):
 
 
 def backprop_rows(ann):
-    """Rows for every edge the backward pass differentiated through."""
+    """Rows for every edge the backward pass differentiated through (`ann`: an annotation
+    from graphc.check.annotate)."""
     g = ann.graph
     if not g.edge_grads:
         raise GraphcError(f"graph {g.name!r} has no gradients to trace ({ann.note or 'not differentiated'})")
@@ -49,10 +51,8 @@ def backprop_rows(ann):
     rows = []
     for n in reversed(forward_nodes(g)):
         for key in sorted(by_dst.get(n, ()), key=lambda k: -k[2]):
-            u, loc, down = ann.edge(key)
-            local = "VJP" if g.edge_grads[key]["local"] is None else fmt_short(loc)
             rows.append(Row(len(rows) + 1, expression(g, n), f"{g.name_of(key[0])} -> {g.name_of(n)}",
-                            fmt_short(ann.value(key[0])), fmt_short(u), local, fmt_short(down)))
+                            fmt_short(ann.value(key[0])), *edge_texts(ann, key)))
     return rows
 
 

@@ -16,8 +16,8 @@ inside it.  A box shows the value and gradient of its last block's output.
 """
 from dataclasses import dataclass, field
 
-from graphc.view.render import (FILL, edge_attrs, esc, fmt_value, forward_nodes, html_rows,
-                           node_attrs, node_label, type_text, VALUE_COLOR, GRAD_COLOR)
+from graphc.view.format import esc, html_rows, type_text
+from graphc.view.labels import FILL, edge_attrs, forward_nodes, node_attrs, node_label, small, value_rows
 
 LEAVES = ("input", "param", "const")
 MAX_PERIOD = 32  # longest block (in ops) that structure detection looks for
@@ -149,44 +149,58 @@ def exit_node(graph, unit):
     return (outside or last)[-1]
 
 
+def unit_head(unit, gap="  "):
+    """A box's heading: its block name, 'layer1 … layer5<gap>×5', or 'block ×3'."""
+    k = len(unit.blocks)
+    if not unit.names:
+        return f"block ×{k}"
+    return unit.names[0] if k == 1 else f"{unit.names[0]} … {unit.names[-1]}{gap}×{k}"
+
+
+def unit_attrs(unit):
+    """A box's style: named blocks in the params' colour, found-by-structure ones green."""
+    return {"shape": "box3d", "style": "filled", "fillcolor": FILL["param"] if unit.names else "#e8f5e9"}
+
+
 def unit_label(ann, unit, show_grads):
     g = ann.graph
-    k = len(unit.blocks)
-    if unit.names:
-        head = unit.names[0] if k == 1 else f"{unit.names[0]} … {unit.names[-1]}  ×{k}"
-    else:
-        head = f"block ×{k}"
     ops = [g.op(m) for m in unit.blocks[0] if g.op(m) not in LEAVES]
     ops_text = " → ".join(ops[:6]) + (" → …" if len(ops) > 6 else "")
     out = exit_node(g, unit)
-    rows = [f"<B>{esc(head)}</B>", f'<FONT POINT-SIZE="10">{esc(ops_text)}</FONT>',
-            f'<FONT POINT-SIZE="10">out {esc(g.name_of(out))}: {esc(type_text(g, out, ann.dims))}</FONT>']
-    rows += [f'<FONT COLOR="{VALUE_COLOR}">{"value " if i == 0 else ""}{esc(t)}</FONT>'
-             for i, t in enumerate(fmt_value(ann.value(out)))]
-    if show_grads:
-        rows += [f'<FONT COLOR="{GRAD_COLOR}">{"grad " if i == 0 else ""}{esc(t)}</FONT>'
-                 for i, t in enumerate(fmt_value(ann.grad(out)))]
-    return html_rows(rows)
+    rows = [f"<B>{esc(unit_head(unit))}</B>", small(ops_text), small(f"out {g.name_of(out)}: {type_text(g, out, ann.dims)}")]
+    return html_rows(rows + value_rows(ann, out, show_grads))
 
 
-def draw_collapsed(dot, ann, show_grads=True):
-    g = ann.graph
-    nodes = forward_nodes(g)
-    units = find_units(g, nodes)
-    box = {m: f"u{i}" for i, u in enumerate(units) for m in u.members}
-    for i, u in enumerate(units):
-        dot.node(f"u{i}", label=unit_label(ann, u, show_grads), shape="box3d", style="filled",
-                 fillcolor=FILL["param"] if u.names else "#e8f5e9")
+def bundles(graph, nodes, box):
+    """{(drawn source, drawn destination): [edge keys]} for the edges between drawn elements
+    (box: node -> the name of the box drawing it; other nodes are drawn as n<node>)."""
+    out = {}
     for n in nodes:
-        if n not in box:
-            dot.node(f"n{n}", label=node_label(ann, n, show_grads), **node_attrs(g, n))
-    bundles = {}
-    for n in nodes:
-        for pos, src in enumerate(g.operands(n)):
+        for pos, src in enumerate(graph.operands(n)):
             a, b = box.get(src, f"n{src}"), box.get(n, f"n{n}")
             if a != b:
-                bundles.setdefault((a, b), []).append((src, n, pos))
-    for (a, b), keys in bundles.items():
-        attrs = edge_attrs(ann, keys[0], show_grads) if len(keys) == 1 else {"label": f"×{len(keys)}"}
-        dot.edge(a, b, **attrs)
+                out.setdefault((a, b), []).append((src, n, pos))
+    return out
+
+
+def bundle_attrs(ann, keys, show_grads):
+    """One edge shows its U, L, U·L; a bundle of several shows their count."""
+    return edge_attrs(ann, keys[0], show_grads) if len(keys) == 1 else {"label": f"×{len(keys)}"}
+
+
+def draw_collapsed(dot, ann, show_grads=True, ids=None, units=None):
+    """Draw the boxes, the nodes outside them, and the bundled edges between them; returns the
+    units.  ids: a prefix giving stable SVG ids (<ids>-u<i>, <ids>-n<node>, <ids>-b-<a>-<b>)."""
+    g = ann.graph
+    nodes = forward_nodes(g)
+    units = find_units(g, nodes) if units is None else units
+    box = {m: f"u{i}" for i, u in enumerate(units) for m in u.members}
+    ident = (lambda name: {"id": f"{ids}-{name}"}) if ids else (lambda name: {})
+    for i, u in enumerate(units):
+        dot.node(f"u{i}", label=unit_label(ann, u, show_grads), **ident(f"u{i}"), **unit_attrs(u))
+    for n in nodes:
+        if n not in box:
+            dot.node(f"n{n}", label=node_label(ann, n, show_grads), **ident(f"n{n}"), **node_attrs(g, n))
+    for (a, b), keys in bundles(g, nodes, box).items():
+        dot.edge(a, b, **ident(f"b-{a}-{b}"), **bundle_attrs(ann, keys, show_grads))
     return units

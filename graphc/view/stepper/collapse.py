@@ -6,11 +6,11 @@ bundled as in the static picture (`gc-b-<a>-<b>`) and each bundle is one
 backward step listing the U, L and U·L of the edges in it.  The inside of
 every box is laid out separately, so a click on the box can show it.
 """
-from graphc.view.collapse import exit_node, find_units, unit_label
-from graphc.view.render import FILL, edge_attrs, fmt_short, forward_nodes, node_attrs, node_label, title
-from graphc.view.stepper.svg import laid_out, member_dot, new_dot
-from graphc.view.stepper.tape import (backward_steps, edge_step, element_info, local_formula, loss_node,
-                                 node_id, value_step)
+from graphc.view.collapse import bundles, draw_collapsed, exit_node, find_units, unit_head
+from graphc.view.format import fmt_short
+from graphc.view.labels import forward_nodes, new_dot, title
+from graphc.view.stepper.svg import GRAPH_NAME, laid_out, member_dot
+from graphc.view.stepper.tape import backward_steps, edge_step, element_info, loss_node, value_step
 
 
 class CollapsedView:
@@ -20,12 +20,7 @@ class CollapsedView:
         self.nodes = forward_nodes(g)
         self.units = find_units(g, self.nodes)
         self.box = {m: f"u{i}" for i, u in enumerate(self.units) for m in u.members}
-        self.bundles, self._keys = {}, {}
-        for n in self.nodes:
-            for pos, src in enumerate(g.operands(n)):
-                a, b = self.drawn(src), self.drawn(n)
-                if a != b:
-                    self.bundles.setdefault((a, b), []).append((src, n, pos))
+        self.bundles, self._keys = bundles(g, self.nodes, self.box), {}
 
     def drawn(self, n):
         """The DOT name that draws node n: its box, or itself."""
@@ -39,17 +34,9 @@ class CollapsedView:
 
     # ----- picture ------------------------------------------------------------------------
     def dot(self):
-        ann, g = self.ann, self.ann.graph
-        dot = new_dot(self.rankdir, title(ann, False, False))
-        for i, u in enumerate(self.units):
-            dot.node(f"u{i}", label=unit_label(ann, u, True), id=self.ident(f"u{i}"), shape="box3d",
-                     style="filled", fillcolor=FILL["param"] if u.names else "#e8f5e9")
-        for n in self.nodes:
-            if n not in self.box:
-                dot.node(f"n{n}", label=node_label(ann, n), id=node_id(n), **node_attrs(g, n))
-        for (a, b), keys in self.bundles.items():
-            attrs = edge_attrs(ann, keys[0], True) if len(keys) == 1 else {"label": f"×{len(keys)}"}
-            dot.edge(a, b, id=self.bundle_id(a, b), **attrs)
+        """The static collapse picture, with ids gc-u<i>, gc-n<node> and gc-b-<a>-<b>."""
+        dot = new_dot(self.rankdir, title(self.ann), GRAPH_NAME)
+        draw_collapsed(dot, self.ann, ids="gc", units=self.units)
         return dot
 
     def expansions(self):
@@ -57,7 +44,7 @@ class CollapsedView:
         out = []
         for i, u in enumerate(self.units):
             members = [n for n in self.nodes if n in u.members]
-            head = ", ".join(u.names) if u.names else f"block ×{len(u.blocks)}"
+            head = ", ".join(u.names) or unit_head(u)
             out.append((self.ident(f"u{i}"), head, laid_out(member_dot(self.ann, members, f"gc-x{i}", self.rankdir), f"gc-x{i}")))
         return out
 
@@ -101,9 +88,7 @@ class CollapsedView:
     def _value(self, name, rep):
         step = value_step(self.ann, rep, self.ident(name))
         if name.startswith("u"):
-            unit = self.units[int(name[1:])]
-            head = unit.names[0] if len(unit.names) == 1 else (
-                f"{unit.names[0]} … {unit.names[-1]} ×{len(unit.blocks)}" if unit.names else f"block ×{len(unit.blocks)}")
+            head = unit_head(self.units[int(name[1:])], gap=" ")
             step["title"] = f"forward: box {head}, one unit; out {step['title'][len('forward: '):]}"
         return step
 
@@ -118,5 +103,5 @@ class CollapsedView:
             parts.append(f"{g.name_of(k[0])} -> {g.name_of(k[1])}: U·L = {fmt_short(down)}")
         first = edge_step(self.ann, keys[0], self.bundle_id(a, b))
         first["title"] = f"backward: {len(keys)} edges, " + "; ".join(parts)
-        first["formula"] = "; ".join(local_formula(g, k) for k in keys)
+        first["formula"] = "; ".join(self.ann.formula(k) for k in keys)
         return first

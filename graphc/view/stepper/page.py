@@ -1,6 +1,6 @@
 """Backprop, step by step, in the browser: one self-contained HTML page per graph.
 
-`render_html(graph, feeds)` lays the graph out once with Graphviz (the
+`render_html(annotation)` lays the annotated graph out once with Graphviz (the
 finished picture of `graphc render`, with stable ids on nodes and edges),
 records the steps of the backward pass in the backprop table's order (see
 graphc.view.stepper.tape), and writes one HTML file with the SVG, the steps as
@@ -67,19 +67,18 @@ class StepperPage:
         return stepper_widget(self)
 
 
-def render_html(graph_or_ann, feeds=None, *, loss=None, wrt=None, exact=False, collapse=False,
-                rankdir="LR", quiz=False):
-    """The stepper page for a graph at `feeds` (or an `Annotated` from graphc.view.render.annotate).
+def render_html(ann, *, collapse=False, rankdir="LR", quiz=False):
+    """The stepper page for an annotation with values (from graphc.check.annotate;
+    `gc.render_html(graph, feeds)` annotates and calls this).
 
-    exact: SymPy rationals, as in `graphc render --exact`.  collapse: repeated blocks
-    step as one unit and open on click.  quiz: start with quiz mode on (the next value
-    stays hidden until revealed).
+    collapse: repeated blocks step as one unit and open on click.  quiz: start with
+    quiz mode on (the next value stays hidden until revealed).
     """
-    from graphc.view.render import RANKDIRS, Annotated, annotate
+    from graphc.view.labels import readable
+    from graphc.view.render import RANKDIRS
     if rankdir not in RANKDIRS:
         raise GraphcError(f"rankdir must be one of {', '.join(RANKDIRS)}, got {rankdir!r}")
-    ann = graph_or_ann if isinstance(graph_or_ann, Annotated) else annotate(
-        graph_or_ann, feeds, loss=loss, wrt=wrt, exact=exact)
+    ann = readable(ann)
     if ann.values is None:
         raise GraphcError(f"the stepper for graph {ann.graph.name!r} needs values: pass feeds")
     page = _build(ann, collapse, rankdir, quiz)

@@ -11,11 +11,7 @@ the page can hide what the current step has not computed yet.
 import re
 import xml.etree.ElementTree as ET
 
-import graphviz
-
-from graphc.view.render import (GRAD_COLOR, VALUE_COLOR, edge_attrs, esc, forward_nodes, html_rows,
-                           node_attrs, node_label, title)
-from graphc.view.stepper.tape import edge_id, node_id
+from graphc.view.labels import GRAD_COLOR, VALUE_COLOR, draw_nodes, forward_nodes, new_dot, title
 
 SVG_NS = "http://www.w3.org/2000/svg"
 ELEMENTS = {"svg", "g", "title", "polygon", "polyline", "path", "ellipse", "text", "tspan"}
@@ -26,42 +22,21 @@ ATTRIBUTES = {"id", "class", "transform", "viewBox", "width", "height", "points"
               "{http://www.w3.org/XML/1998/namespace}space"}
 SAFE_ID = re.compile(r"^[A-Za-z][A-Za-z0-9_-]*$")
 SAFE_VALUE = re.compile(r"^[^<>\"'`\\]*$")  # no markup or quoting tricks inside an attribute
-GRAPH_ATTRS = {"labelloc": "t", "fontsize": "12", "fontname": "Helvetica"}
-
-
-def new_dot(rankdir, label=None):
-    dot = graphviz.Digraph(name="graphc", graph_attr={"rankdir": rankdir, **GRAPH_ATTRS},
-                           node_attr={"fontname": "Helvetica", "fontsize": "11"},
-                           edge_attr={"fontname": "Helvetica", "fontsize": "10"})
-    if label:
-        dot.attr(label=html_rows([esc(label)]))
-    return dot
+GRAPH_NAME = "graphc"  # a constant: the graph's own name shows only in the escaped title
 
 
 def full_dot(ann, rankdir="LR"):
-    """Every forward node and edge, with the finished picture's labels and stable ids."""
-    g = ann.graph
-    dot = new_dot(rankdir, title(ann, False, False))
-    nodes = forward_nodes(g)
-    for n in nodes:
-        dot.node(f"n{n}", label=node_label(ann, n), id=node_id(n), **node_attrs(g, n))
-    for n in nodes:
-        for pos, src in enumerate(g.operands(n)):
-            dot.edge(f"n{src}", f"n{n}", id=edge_id((src, n, pos)), **edge_attrs(ann, (src, n, pos), True))
+    """Every forward node and edge, with the finished picture's labels and stable ids
+    (gc-n<node>, gc-e<src>-<dst>-<pos>: tape.node_id and tape.edge_id)."""
+    dot = new_dot(rankdir, title(ann), GRAPH_NAME)
+    draw_nodes(dot, ann, forward_nodes(ann.graph), ids="gc")
     return dot
 
 
 def member_dot(ann, members, prefix, rankdir="LR"):
     """The inside of a collapsed box: its members and the edges among them."""
-    g = ann.graph
-    dot = new_dot(rankdir)
-    inside = set(members)
-    for n in members:
-        dot.node(f"n{n}", label=node_label(ann, n), id=f"{prefix}-n{n}", **node_attrs(g, n))
-    for n in members:
-        for pos, src in enumerate(g.operands(n)):
-            if src in inside:
-                dot.edge(f"n{src}", f"n{n}", id=f"{prefix}-e{src}-{n}-{pos}", **edge_attrs(ann, (src, n, pos), True))
+    dot = new_dot(rankdir, name=GRAPH_NAME)
+    draw_nodes(dot, ann, members, ids=prefix)
     return dot
 
 

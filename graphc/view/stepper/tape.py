@@ -13,7 +13,8 @@ Everything here is data (strings and numbers); the page escapes it.
 import numpy as np
 
 from graphc.view.backprop_table import expression
-from graphc.view.render import fmt_short, fmt_value, forward_nodes, type_text
+from graphc.view.format import fmt_short, fmt_value, type_text
+from graphc.view.labels import edge_texts, forward_nodes
 
 HEAT = 24  # a heat map shows at most HEAT x HEAT cells (strided samples)
 FIRST = 8  # how many leading entries a tensor's preview lists
@@ -25,36 +26,6 @@ def node_id(n):
 
 def edge_id(key):
     return "gc-e{}-{}-{}".format(*key)
-
-
-# ----- formulas ---------------------------------------------------------------------
-def local_formula(graph, key):
-    """'∂b/∂a = x3': the op table's SymPy form differentiated by the edge's operand, or
-    a sentence for ops that only give a whole vector-Jacobian product."""
-    import sympy
-    from graphc.ir.ops.registry import get
-    src, dst, pos = key
-    opdef = get(graph.op(dst))
-    head = f"∂{graph.name_of(dst)}/∂{graph.name_of(src)}"
-    if graph.edge_grads[key]["local"] is None or opdef.sympy_scalar is None:
-        return f"{head}: {graph.op(dst)} gives the whole vector-Jacobian product U ↦ U·J, no elementwise L"
-    operands = graph.operands(dst)
-    dummies = [sympy.Symbol(f"_gc_operand{i}") for i in range(len(operands))]
-    try:
-        expr = _scalar_form(opdef, dummies, graph.node(dst)["attrs"])
-        deriv = sympy.diff(expr, dummies[pos])
-        named = deriv.subs({d: sympy.Symbol(graph.name_of(o)) for d, o in zip(dummies, operands)},
-                           simultaneous=True)
-        return f"{head} = {sympy.sstr(named)}"
-    except Exception:  # noqa: BLE001 - an odd user op still steps, just without its formula
-        return f"{head} ({graph.op(dst)})"
-
-
-def _scalar_form(opdef, symbols, attrs):
-    try:
-        return opdef.sympy_scalar(*symbols)
-    except TypeError:  # ops with attributes (leaky_relu's slope, cast's dtype)
-        return opdef.sympy_scalar(*symbols, **attrs)
 
 
 # ----- previews of tensors -----------------------------------------------------------
@@ -123,12 +94,11 @@ def grad_step(ann, n, target, loss_node):
 
 def edge_step(ann, key, target):
     g = ann.graph
-    u, loc, down = ann.edge(key)
+    u, local, down = edge_texts(ann, key)
     src, dst, _ = key
-    local = "VJP" if g.edge_grads[key]["local"] is None else fmt_short(loc)
     return {"kind": "edge", "target": target, "node": g.name_of(dst),
             "title": f"backward: {g.name_of(src)} -> {g.name_of(dst)} in {expression(g, dst)}",
-            "U": fmt_short(u), "L": local, "UL": fmt_short(down), "formula": local_formula(g, key)}
+            "U": u, "L": local, "UL": down, "formula": ann.formula(key)}
 
 
 def loss_node(ann, nodes):
