@@ -46,9 +46,8 @@ def load_graph(path, python=False):
 
 
 def cmd_emit(args):
-    import importlib
-
-    import graphc
+    from graphc.backends import emit_source
+    from graphc.transform.autodiff import grad
     graph = load_graph(args.model, args.python)
     graph.validate()
     wrt = args.wrt.split(",") if args.wrt else None
@@ -56,9 +55,8 @@ def cmd_emit(args):
         from graphc.train import SGD, build_step
         graph = build_step(graph, SGD(lr=0.01), loss=args.loss, params=wrt)
     elif args.grad:
-        graph = graphc.grad(graph, loss=args.loss, wrt=wrt)
-    backend = importlib.import_module(BACKENDS[args.backend])
-    sys.stdout.write(backend.emit(graph))
+        graph = grad(graph, loss=args.loss, wrt=wrt)
+    sys.stdout.write(emit_source(graph, args.backend))
     return EXIT_OK
 
 
