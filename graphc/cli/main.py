@@ -154,12 +154,12 @@ def _forward_loss(graph):
 
 
 def cmd_save(args):
-    import graphc
     from graphc.io.graphfile import save
+    from graphc.transform.autodiff import grad
     graph = load_graph(args.model, args.python)
     graph.validate()
     if args.grad:
-        graph = graphc.grad(graph, loss=args.loss, wrt=_wrt(args))
+        graph = grad(graph, loss=args.loss, wrt=_wrt(args))
     save(graph, args.output)
     print(f"wrote {args.output} ({len(graph)} nodes)")
     return EXIT_OK
