@@ -15,7 +15,8 @@ from graphc.frontend.dsl import (Builder, Input, Param, Value, abs, add, bce_wit
                                  logsumexp, lt, matmul, max, maximum, mean, minimum,
                                  mul, ne, neg, one_hot, pow, relu, reshape, sigmoid,
                                  sign, softmax, softmax_cross_entropy, softplus, sqrt,
-                                 sub, sum, tanh, trace, transpose, unbroadcast, where)
+                                 sub, sum, tanh, transpose, unbroadcast, where)
+from graphc.frontend.tracing import trace
 from graphc.frontend.functional import (batch_norm, bce_loss, cross_entropy, dropout,
                                         gelu, l2_penalty, layer_norm, maxout, mse, silu,
                                         swish)

@@ -272,7 +272,7 @@ def test_attrs_are_typed_when_a_node_is_built(op, arity, good, key, bad):
             b.graph.add(op, [x.node] * arity, {**good, key: value}, name="victim")
         message = str(e.value)
         assert message.startswith(f"node 'victim' ({op}): ") and f"'{key}'" in message and "\n" not in message
-    assert "victim" not in b.graph._by_name  # nothing half-added
+    assert not b.graph.has_name("victim")  # nothing half-added
 
 
 def test_exact_constants_within_the_limits_still_load():

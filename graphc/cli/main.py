@@ -48,7 +48,7 @@ def load_graph(path, python=False):
 def cmd_emit(args):
     import importlib
 
-    import graphc
+    from graphc.transform.autodiff import grad
     graph = load_graph(args.model, args.python)
     graph.validate()
     wrt = args.wrt.split(",") if args.wrt else None
@@ -56,7 +56,7 @@ def cmd_emit(args):
         from graphc.train import SGD, build_step
         graph = build_step(graph, SGD(lr=0.01), loss=args.loss, params=wrt)
     elif args.grad:
-        graph = graphc.grad(graph, loss=args.loss, wrt=wrt)
+        graph = grad(graph, loss=args.loss, wrt=wrt)
     backend = importlib.import_module(BACKENDS[args.backend])
     sys.stdout.write(backend.emit(graph))
     return EXIT_OK
@@ -155,12 +155,12 @@ def _forward_loss(graph):
 
 
 def cmd_save(args):
-    import graphc
     from graphc.io.graphfile import save
+    from graphc.transform.autodiff import grad
     graph = load_graph(args.model, args.python)
     graph.validate()
     if args.grad:
-        graph = graphc.grad(graph, loss=args.loss, wrt=_wrt(args))
+        graph = grad(graph, loss=args.loss, wrt=_wrt(args))
     save(graph, args.output)
     print(f"wrote {args.output} ({len(graph)} nodes)")
     return EXIT_OK

@@ -103,5 +103,5 @@ def _name_from_locals(graph, local_vars):
     for var, v in local_vars.items():
         if isinstance(v, Value) and v.graph is graph and v.op not in ("input", "param"):
             auto = v.name.startswith(v.op + "_")
-            if auto and var not in graph._by_name:
+            if auto and not graph.has_name(var):
                 graph.rename(v.node, var)

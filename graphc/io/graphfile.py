@@ -242,17 +242,13 @@ def from_data(data, max_nodes=MAX_NODES):
     if isinstance(data, dict) and isinstance(data.get("nodes"), list) and len(data["nodes"]) > max_nodes:
         raise GraphFileError(f"{len(data['nodes']):,} nodes, over the limit of {max_nodes:,}")
     _check_schema(data)
-    ids = _check_references(data)
-    graph = Graph(data["graph"]["name"])
-    graph.nx = _build_nx(data)
-    graph._by_name = {d["name"]: n for n, d in graph.nx.nodes(data=True)}
-    graph._next_id = max(ids, default=-1) + 1
+    _check_references(data)
+    graph = Graph.from_nx(_build_nx(data), data["graph"]["name"])
     meta = data["graph"]
     graph.outputs, graph.grads = dict(meta["outputs"]), dict(meta["grads"])
     graph.edge_grads = {(r["src"], r["dst"], r["pos"]): {k: r[k] for k in ROLES}
                         for r in meta["edge_grads"]}
-    if hasattr(graph, "updates"):
-        graph.updates = {int(k): v for k, v in meta.get("updates", {}).items()}
+    graph.updates = {int(k): v for k, v in meta.get("updates", {}).items()}
     _validate(graph)
     return graph
 
@@ -289,7 +285,7 @@ def _validate(graph):
 def _first_bad_node(graph):
     for n in graph.toposort():
         try:
-            graph._validate_node(n)
+            graph.validate_node(n)
         except Exception:  # noqa: BLE001 - looking for which node fails, whatever the error
             return f"node {n} '{graph.name_of(n)}' ({graph.op(n)})"
     return "a node"
@@ -319,7 +315,6 @@ def _check_references(data):
     for what, label, n in refs:
         if n not in known:
             raise GraphFileError(f"{what} {label!r} names node {n}, which does not exist")
-    return ids
 
 
 # ----- the schema ---------------------------------------------------------------------------
