@@ -9,6 +9,7 @@ checkpointed, so an interrupted run that resumes reproduces the
 uninterrupted one exactly.
 """
 import math
+import numbers
 import os
 
 import numpy as np
@@ -16,6 +17,8 @@ import numpy as np
 from graphc.errors import GraphcError, NumericError
 from graphc.check.interpreter import evaluate
 from graphc.backends import compile as compile_graph
+from graphc.runtime import content_hash
+from graphc.train import checkpoint
 from graphc.train.history import EarlyStopping, History
 from graphc.train.resume import checked_meta, keep_chosen_hyper, plain_number
 from graphc.train.step import HYPER_PREFIX, Step
@@ -258,7 +261,6 @@ class Trainer:
                 "rng": self.rng.bit_generator.state, "optimizer": self.optimizer.state_dict(),
                 "early_stopping": es.state_dict() if es is not None else None,
                 "history": self.history.to_dict(), "seed": self.seed, "model": self.model.name}
-        from graphc.train import checkpoint
         return checkpoint.save(path, arrays, meta)
 
     def load(self, path):
@@ -271,7 +273,6 @@ class Trainer:
         sets differently from the checkpoint keeps this trainer's value, with a
         warning: the optimizer you pass is what you asked for."""
         expect = {f"state/{k}": (v.shape, v.dtype) for k, v in self.step.params.items()}
-        from graphc.train import checkpoint
         arrays, meta = checkpoint.load(path, expect_graph_hash=self.graph_hash, expect_arrays=expect)
         rng, history = checked_meta(path, meta, self.rng, self.optimizer, self.early_stopping)
         chosen = {k: v for k, v in self.optimizer.hyper.items() if plain_number(v)}
@@ -345,12 +346,10 @@ def _as_numbers(what, values, dtype):
 
 
 def _all_numbers(arr):
-    import numbers
     return all(isinstance(v, numbers.Number) and not isinstance(v, bool) for v in arr.flat)
 
 
 def ckpt_graph_hash(graph):
-    from graphc.runtime import content_hash
     return content_hash(graph.to_text())
 
 
