@@ -25,6 +25,7 @@ from graphc.frontend.user_ops import define_elementwise
 from graphc.check.interpreter import evaluate
 from graphc.runtime import Compiled
 from graphc.backends import compile
+from graphc import dsl  # noqa: F401  (the old-path shim: gc.dsl.constant(...) works as in 0.1)
 from graphc._version import __version__  # noqa: F401  (a leaf module: any layer may read it)
 
 

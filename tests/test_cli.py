@@ -10,7 +10,7 @@ LECTURE = ROOT / "examples" / "lecture_graph.py"
 
 
 def graphc(*args, cwd=ROOT):
-    return subprocess.run([sys.executable, "-m", "graphc.cli.main", *args], cwd=cwd,
+    return subprocess.run([sys.executable, "-m", "graphc", *args], cwd=cwd,
                           capture_output=True, text=True, timeout=120)
 
 
@@ -236,7 +236,7 @@ def test_render_malformed_json_is_one_line(tmp_path):
 def test_render_without_graphviz_writes_dot(tmp_path):
     import os
     env = dict(os.environ, GRAPHC_LAYOUT="none")
-    r = subprocess.run([sys.executable, "-m", "graphc.cli.main", "render", "--python", str(LECTURE), "-o", str(tmp_path / "g.svg")],
+    r = subprocess.run([sys.executable, "-m", "graphc", "render", "--python", str(LECTURE), "-o", str(tmp_path / "g.svg")],
                        capture_output=True, text=True, env=env, cwd=ROOT, timeout=120)
     assert r.returncode == 2 and r.stderr.count("\n") == 1
     assert "wrote" in r.stderr and "pip install" in r.stderr

@@ -14,7 +14,7 @@ JSON has no tuples or arrays, so attr values are tagged: {"tuple": [...]},
 Loading never runs code.  It checks, in order: the file name (`.json`, any
 case), the file size, that the text is JSON (integers of at most 19 digits, no
 nesting deeper than MAX_DEPTH), the node count, the JSON Schema
-(graphfile_schema.py: every name an identifier), that every op is in the op
+(graphc/io/schema.py: every name an identifier), that every op is in the op
 table, that edges and records name existing nodes, every node's attrs by the
 op's attr types (graphc.ir.ops.attrs: exact constants are plain arithmetic within
 a size limit, shapes within the tensor limit); then it builds the Graph and
@@ -33,6 +33,7 @@ import numpy as np
 from graphc.errors import GraphcError, UnknownOpError
 from graphc.ir.graph import Graph
 from graphc.ir.ops import attrs as attr_types
+from graphc.ir.ops.registry import OPS
 
 FORMAT, VERSION = "graphc-graph", 1
 MAX_BYTES = 64 * 2**20  # a file bigger than this is refused before it is parsed
@@ -292,7 +293,6 @@ def _first_bad_node(graph):
 
 
 def _check_references(data):
-    from graphc.ir.ops.registry import OPS
     ids = [node["id"] for node in data["nodes"]]
     known = set(ids)
     if len(known) != len(ids):

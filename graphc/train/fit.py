@@ -15,6 +15,7 @@ import os
 import numpy as np
 
 from graphc.errors import GraphcError, NumericError
+from graphc.ir import shapes as S
 from graphc.check.interpreter import evaluate
 from graphc.backends import compile as compile_graph
 from graphc.runtime import content_hash
@@ -299,8 +300,8 @@ class Trainer:
     def _as_input(self, X):
         X = _as_numbers("X", X, self.model.dtype)
         if X.shape[1:] != self.model.input_shape:
-            raise GraphcError(f"X has shape {X.shape}; model {self.model.name!r} takes (batch, "
-                              f"{', '.join(map(str, self.model.input_shape))})")
+            raise GraphcError(f"X has shape {X.shape}; model {self.model.name!r} takes "
+                              f"{S.fmt(('batch', *self.model.input_shape))}")
         if not np.all(np.isfinite(X)):
             raise NumericError("X contains NaN or Inf")
         return X
