@@ -75,7 +75,8 @@ def _make_leaf(builder, pname, spec):
         spec = Input(tuple(spec))
     if not isinstance(spec, (Input, Param)):
         raise GraphcError(f"trace: parameter {pname!r} has spec {spec!r}; give a shape tuple, gc.Input(...) or gc.Param(...)")
-    return builder._leaf(spec.op, pname, spec.shape, spec.dtype)
+    add_leaf = builder.input if spec.op == "input" else builder.param
+    return add_leaf(pname, spec.shape, spec.dtype)
 
 
 def _call_recording_locals(fn, args, keyword_names=()):
