@@ -15,7 +15,8 @@ from graphc.frontend.dsl import (Builder, Input, Param, Value, abs, add, bce_wit
                                  logsumexp, lt, matmul, max, maximum, mean, minimum,
                                  mul, ne, neg, one_hot, pow, relu, reshape, sigmoid,
                                  sign, softmax, softmax_cross_entropy, softplus, sqrt,
-                                 sub, sum, tanh, trace, transpose, unbroadcast, where)
+                                 sub, sum, tanh, transpose, unbroadcast, where)
+from graphc.frontend.tracing import trace
 from graphc.frontend.functional import (batch_norm, bce_loss, cross_entropy, dropout,
                                         gelu, l2_penalty, layer_norm, maxout, mse, silu,
                                         swish)
@@ -24,6 +25,7 @@ from graphc.frontend.user_ops import define_elementwise
 from graphc.check.interpreter import evaluate
 from graphc.runtime import Compiled
 from graphc.backends import compile
+from graphc import dsl  # noqa: F401  (the old-path shim: gc.dsl.constant(...) works as in 0.1)
 from graphc._version import __version__  # noqa: F401  (a leaf module: any layer may read it)
 from graphc import dsl  # noqa: F401  (gc.dsl.Param, as before the layout)
 

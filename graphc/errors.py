@@ -56,13 +56,18 @@ class LabelRangeError(CallError):
     words of `label_range_message`, which the numba and CUDA kernels use too."""
 
     def __init__(self, bound):
-        super().__init__(f"a label is outside [0, {bound})")
+        super().__init__(label_outside(bound))
         self.bound = bound
+
+
+def label_outside(bound):
+    """What is wrong with a bad label, in the words every message about one uses."""
+    return f"a label is outside [0, {bound})"
 
 
 def label_range_message(graph_name, op, node_name, bound):
     """The one message every backend and the interpreter give for a bad label."""
-    return f"graph {graph_name!r}: {op} '{node_name}': a label is outside [0, {bound})"
+    return f"graph {graph_name!r}: {op} '{node_name}': {label_outside(bound)}"
 
 
 def where(node_name, op, detail):

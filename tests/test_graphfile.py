@@ -198,6 +198,14 @@ def test_schema_and_reference_errors(edit, expected, tmp_path):
     assert expected in load_error(write(tmp_path, data), GraphFileError)
 
 
+def test_two_nodes_with_one_name_are_refused_before_anything_is_built(tmp_path):
+    data = lecture_data()
+    first = data["nodes"][0]
+    data["nodes"].append(dict(first, id=99))  # a second leaf, with its own id, that takes node 0's name
+    message = load_error(write(tmp_path, data), gc.DuplicateNameError)
+    assert f"node name {first['name']!r} is used by nodes 0 and 99" in message
+
+
 def test_attrs_an_op_cannot_use(tmp_path):
     data = graphfile.to_data(gc.trace(lambda x: gc.sum(x), gc.Input((3,))))
     node = next(n for n in data["nodes"] if n["op"] == "sum")
@@ -272,7 +280,7 @@ def test_attrs_are_typed_when_a_node_is_built(op, arity, good, key, bad):
             b.graph.add(op, [x.node] * arity, {**good, key: value}, name="victim")
         message = str(e.value)
         assert message.startswith(f"node 'victim' ({op}): ") and f"'{key}'" in message and "\n" not in message
-    assert "victim" not in b.graph._by_name  # nothing half-added
+    assert not b.graph.has_name("victim")  # nothing half-added
 
 
 def test_exact_constants_within_the_limits_still_load():

@@ -160,3 +160,45 @@ def test_validate_catches_hand_edited_shape_and_dtype():
     g.node(g.find("b"))["dtype"] = "float32"
     with pytest.raises(gc.DTypeError, match=r"node 'b' \(mul\).*float32.*float64"):
         g.validate()
+
+
+# ----- the public methods that rewrites, files and builders use instead of private fields -------
+def test_from_nx_indexes_names_and_continues_ids_after_the_largest():
+    g = gc.trace(lecture, (), (), (), ())
+    kept = nx.relabel_nodes(g.nx, {n: 10 * n + 3 for n in g.nx.nodes})  # ids with gaps, as a file may have
+    h = Graph.from_nx(kept, "loaded")
+    h.outputs = {"f": h.find("f")}
+    assert h.validate().to_text() == LECTURE_TEXT
+    assert h.has_name("a") and not h.has_name("nope") and h.find("x3") == 10 * g.find("x3") + 3
+    e = h.add("exp", [h.find("f")], name="e")
+    assert e == 10 * max(g.nx.nodes) + 3 + 1  # a fresh id, after the largest one taken
+    assert h.find("e") == e and h.name_of(h.add("exp", [e])) == "exp_1"
+
+
+def test_from_nx_refuses_two_nodes_with_one_name_and_takes_an_empty_graph():
+    dup = nx.MultiDiGraph()
+    for n in (0, 1):
+        dup.add_node(n, op="input", attrs={"shape": (), "dtype": "float64"}, shape=(), dtype="float64",
+                     name="x", phase="forward")
+    with pytest.raises(gc.DuplicateNameError, match="'x' is used by nodes 0 and 1"):
+        Graph.from_nx(dup, "dup")
+    empty = Graph.from_nx(nx.MultiDiGraph(), "empty")
+    assert empty.add("input", [], {"shape": (), "dtype": "float64"}, name="x") == 0
+
+
+def test_remove_node_drops_its_edges_and_frees_its_name():
+    g = gc.trace(lecture, (), (), (), ())
+    f, b = g.find("f"), g.find("b")
+    g.remove_node(f)
+    assert f not in g.nx and not g.has_name("f") and g.users(b) == []
+    again = g.add("sub", [b, g.find("x4")], name="f")  # the name is free again
+    assert g.find("f") == again and again != f
+
+
+def test_validate_node_checks_one_node():
+    g = gc.trace(lecture, (), (), (), ())
+    g.validate_node(g.find("b"))  # sound: no error
+    g.node(g.find("b"))["shape"] = (3,)
+    with pytest.raises(gc.ShapeError, match=r"node 'b' \(mul\).*declared shape \(3,\)"):
+        g.validate_node(g.find("b"))
+    g.validate_node(g.find("a"))  # the fault is b's alone

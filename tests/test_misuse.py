@@ -46,6 +46,17 @@ def test_cross_entropy_refuses_labels_that_do_not_fit_the_logits(labels, match):
         gc.trace(lambda z, y: gc.cross_entropy(z, y), (4, 3), gc.Input(labels, "int64"))
 
 
+@pytest.mark.parametrize("table, idx, idx_dtype, error, match", [
+    ((4, 3), (5,), "int64", ShapeError, r"table \(4, 3\) and indices \(5,\) differ in batch size"),
+    ((4, 3), (4, 1), "int64", ShapeError, r"indices must have rank 1, got shape \(4, 1\)"),
+    ((4,), (4,), "int64", ShapeError, r"table must have rank 2, got shape \(4,\)"),
+    ((4, 3), (4,), "float64", gc.DTypeError, r"indices must be integers, got float64")])
+def test_gather_refuses_indices_that_do_not_fit_the_table(table, idx, idx_dtype, error, match):
+    """gather and cross-entropy share one rule (a label per row of a table); each names its own operands."""
+    with pytest.raises(error, match=r"\(gather\): " + match):
+        gc.trace(lambda x, i: gc.gather(x, i), table, gc.Input(idx, idx_dtype))
+
+
 def test_the_issue_case_no_longer_averages_sixteen_pairs():
     # (4,1) against (4,) used to broadcast to (4,4): the MSE of identical numbers came out 2.5
     values = np.array([1.0, 2.0, 3.0, 4.0])

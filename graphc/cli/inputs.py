@@ -121,18 +121,12 @@ def prepare_feeds(graph, feed_args=(), npz=None, model_feeds=None, dims=None, se
     for name, n in leaves.items():
         if name in given:
             feeds[name] = _convert(graph, n, given[name], keep_text)
-    bound = _bind_dims(graph, leaves, feeds, dict(dims or {}))
-    defaulted = {d: v for d, v in bound.items() if d not in (dims or {}) and d not in _fed_dims(graph, leaves, feeds)}
-    dims = bound
+    dims, defaulted = _bind_dims(graph, leaves, feeds, dict(dims or {}))
     rng = np.random.default_rng(seed)
     randomized = [name for name in leaves if name not in feeds]
     for name in randomized:
         feeds[name] = random_value(graph, leaves[name], dims, rng)
     return feeds, randomized, defaulted
-
-
-def _fed_dims(graph, leaves, feeds):
-    return {d for name in feeds for d in graph.shape(leaves[name]) if isinstance(d, str)}
 
 
 def _convert(graph, n, value, keep_text):
@@ -163,15 +157,15 @@ def _bool(text):
 
 
 def _bind_dims(graph, leaves, feeds, dims):
+    """Every symbolic dim's size: from --dim, then the fed arrays (through shapes.unify,
+    as a call binds them), else DEFAULT_DIM.  Returns (dims, the ones defaulted)."""
     for name, value in feeds.items():
         reason = S.unify(graph.shape(leaves[name]), np.shape(value), dims)
         if reason:
             raise UsageError(f"--feed {name}: {reason}")
-    for n in leaves.values():
-        for d in graph.shape(n):
-            if isinstance(d, str):
-                dims.setdefault(d, DEFAULT_DIM)
-    return dims
+    defaulted = {d: DEFAULT_DIM for n in leaves.values() for d in graph.shape(n)
+                 if isinstance(d, str) and d not in dims}
+    return {**dims, **defaulted}, defaulted
 
 
 def random_value(graph, n, dims, rng):

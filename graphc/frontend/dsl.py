@@ -1,4 +1,5 @@
-"""The Python DSL: symbolic values with operators, and tracing of plain functions.
+"""The Python DSL: symbolic values with operators, and the explicit Builder.
+Tracing a plain function builds on this, in graphc.frontend.tracing.
 
 Each operation adds one node to the value's graph, checked as it is added, so a
 shape error points at the line of the model that caused it.
@@ -106,7 +107,7 @@ def apply(op, *operands, name=None, **attrs):
 
 def _unique(graph, name):
     base, k = name, 1
-    while name in graph._by_name:
+    while graph.has_name(name):
         k += 1
         name = f"{base}_{k}"
     return name
@@ -367,7 +368,3 @@ class Builder:
         for name, v in named.items():
             self.graph.set_output(v.node, name)
         return self.graph.validate()
-
-
-# trace lives in graphc.frontend.tracing (it needs Builder, Input and Param from here)
-from graphc.frontend.tracing import trace  # noqa: E402,F401

@@ -75,7 +75,8 @@ def _make_leaf(builder, pname, spec):
         spec = Input(tuple(spec))
     if not isinstance(spec, (Input, Param)):
         raise GraphcError(f"trace: parameter {pname!r} has spec {spec!r}; give a shape tuple, gc.Input(...) or gc.Param(...)")
-    return builder._leaf(spec.op, pname, spec.shape, spec.dtype)
+    add_leaf = builder.input if spec.op == "input" else builder.param
+    return add_leaf(pname, spec.shape, spec.dtype)
 
 
 def _call_recording_locals(fn, args, keyword_names=()):
@@ -103,5 +104,5 @@ def _name_from_locals(graph, local_vars):
     for var, v in local_vars.items():
         if isinstance(v, Value) and v.graph is graph and v.op not in ("input", "param"):
             auto = v.name.startswith(v.op + "_")
-            if auto and var not in graph._by_name:
+            if auto and not graph.has_name(var):
                 graph.rename(v.node, var)

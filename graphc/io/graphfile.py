@@ -14,7 +14,7 @@ JSON has no tuples or arrays, so attr values are tagged: {"tuple": [...]},
 Loading never runs code.  It checks, in order: the file name (`.json`, any
 case), the file size, that the text is JSON (integers of at most 19 digits, no
 nesting deeper than MAX_DEPTH), the node count, the JSON Schema
-(graphfile_schema.py: every name an identifier), that every op is in the op
+(graphc/io/schema.py: every name an identifier), that every op is in the op
 table, that edges and records name existing nodes, every node's attrs by the
 op's attr types (graphc.ir.ops.attrs: exact constants are plain arithmetic within
 a size limit, shapes within the tensor limit); then it builds the Graph and
@@ -33,6 +33,7 @@ import numpy as np
 from graphc.errors import GraphcError, UnknownOpError
 from graphc.ir.graph import Graph
 from graphc.ir.ops import attrs as attr_types
+from graphc.ir.ops.registry import OPS
 
 FORMAT, VERSION = "graphc-graph", 1
 MAX_BYTES = 64 * 2**20  # a file bigger than this is refused before it is parsed
@@ -242,17 +243,13 @@ def from_data(data, max_nodes=MAX_NODES):
     if isinstance(data, dict) and isinstance(data.get("nodes"), list) and len(data["nodes"]) > max_nodes:
         raise GraphFileError(f"{len(data['nodes']):,} nodes, over the limit of {max_nodes:,}")
     _check_schema(data)
-    ids = _check_references(data)
-    graph = Graph(data["graph"]["name"])
-    graph.nx = _build_nx(data)
-    graph._by_name = {d["name"]: n for n, d in graph.nx.nodes(data=True)}
-    graph._next_id = max(ids, default=-1) + 1
+    _check_references(data)
+    graph = Graph.from_nx(_build_nx(data), data["graph"]["name"])
     meta = data["graph"]
     graph.outputs, graph.grads = dict(meta["outputs"]), dict(meta["grads"])
     graph.edge_grads = {(r["src"], r["dst"], r["pos"]): {k: r[k] for k in ROLES}
                         for r in meta["edge_grads"]}
-    if hasattr(graph, "updates"):
-        graph.updates = {int(k): v for k, v in meta.get("updates", {}).items()}
+    graph.updates = {int(k): v for k, v in meta.get("updates", {}).items()}
     _validate(graph)
     return graph
 
@@ -289,14 +286,13 @@ def _validate(graph):
 def _first_bad_node(graph):
     for n in graph.toposort():
         try:
-            graph._validate_node(n)
+            graph.validate_node(n)
         except Exception:  # noqa: BLE001 - looking for which node fails, whatever the error
             return f"node {n} '{graph.name_of(n)}' ({graph.op(n)})"
     return "a node"
 
 
 def _check_references(data):
-    from graphc.ir.ops.registry import OPS
     ids = [node["id"] for node in data["nodes"]]
     known = set(ids)
     if len(known) != len(ids):
@@ -319,7 +315,6 @@ def _check_references(data):
     for what, label, n in refs:
         if n not in known:
             raise GraphFileError(f"{what} {label!r} names node {n}, which does not exist")
-    return ids
 
 
 # ----- the schema ---------------------------------------------------------------------------

@@ -41,6 +41,21 @@ class Graph:
         self._by_name = {}
         self._auto_counts = {}
 
+    @classmethod
+    def from_nx(cls, nx_graph, name="graph"):
+        """A Graph over an existing MultiDiGraph (e.g. one read from a file) whose int
+        nodes carry op, attrs, shape, dtype, name and phase.  Outputs, grads and
+        updates start empty; set them, then call `validate()`: nothing is checked here
+        but that node names are unique (the name index needs that)."""
+        graph = cls(name)
+        for n, node_name in nx_graph.nodes(data="name"):
+            if node_name in graph._by_name:
+                raise DuplicateNameError(f"node name {node_name!r} is used by nodes {graph._by_name[node_name]} and {n}")
+            graph._by_name[node_name] = n
+        graph.nx = nx_graph
+        graph._next_id = max(nx_graph.nodes, default=-1) + 1
+        return graph
+
     # ----- building -------------------------------------------------------
     def add(self, op, operands=(), attrs=None, name=None, phase="forward"):
         """Add a node after checking op, arity, shapes and dtypes; returns its id."""
@@ -100,6 +115,12 @@ class Graph:
         del self._by_name[self.nx.nodes[node]["name"]]
         self._by_name[name] = node
         self.nx.nodes[node]["name"] = name
+
+    def remove_node(self, n):
+        """Drop node n and its edges (a rewrite's job: it has already pointed n's
+        users, outputs and gradient records elsewhere, or is dropping those too)."""
+        del self._by_name[self.name_of(n)]
+        self.nx.remove_node(n)
 
     def set_output(self, node, name=None):
         name = name or self.nx.nodes[node]["name"]
@@ -206,7 +227,7 @@ class Graph:
                 raise DuplicateNameError(f"node name {data['name']!r} is used by nodes {names[data['name']]} and {n}")
             names[data["name"]] = n
         for n in self.toposort():
-            self._validate_node(n)
+            self.validate_node(n)
         self.check_dims_bound()
         for leaf, value in self.updates.items():
             self.set_update(leaf, value)  # re-checks op, shape and dtype
@@ -231,7 +252,8 @@ class Graph:
                 raise ShapeError(where(data["name"], data["op"], f"dim {free[0]!r} of shape {S.fmt(self.shape(n))} is "
                                        f"not in the shape of any input or param, so nothing gives it a size"))
 
-    def _validate_node(self, n):
+    def validate_node(self, n):
+        """Check one node's op, attrs, operand positions, shape and dtype; raise on a fault."""
         data = self.nx.nodes[n]
         opdef = registry.get(data["op"])
         attr_types.check(data["op"], data["attrs"], data["name"])

@@ -124,12 +124,14 @@ def bind(shape, dims):
 def unify(declared, actual, dims):
     """Match an actual array shape against a declared one, binding symbols into `dims`.
 
-    Returns None when it fits, or a reason string when it does not.
+    Returns None when it fits, or a reason string when it does not.  The one
+    place dims are discovered: the interpreter, the compiled function and the CLI
+    all bind through it.
     """
     if len(declared) != len(actual):
         return f"expected rank {len(declared)} {fmt(declared)}, got {fmt(actual)}"
     for want, got in zip(declared, actual):
-        if isinstance(want, str):
+        if want.__class__ is str:  # not isinstance: a compiled function runs this on every call
             bound = dims.setdefault(want, got)
             if bound != got:
                 return f"dimension {want} is {bound} elsewhere but {got} here ({fmt(actual)})"

@@ -42,7 +42,7 @@ class Compiled(ABC):
         self._held_dims = {}
         for name, declared, _ in self._specs:
             if name in self._held:
-                _unify(declared, self._held[name].shape, self._held_dims)
+                S.unify(declared, self._held[name].shape, self._held_dims)
 
     def _held_arg(self, arr):
         """A held array as the backend's `run` takes it (a hook for backends)."""
@@ -54,7 +54,7 @@ class Compiled(ABC):
         for name, value in arrays.items():
             _, declared, dtype = self._spec(name)
             arr = np.asarray(value)
-            if arr.dtype != dtype or not _unify(declared, arr.shape, {}):
+            if arr.dtype != dtype or S.unify(declared, arr.shape, {}):
                 raise CallError(f"cannot hold '{name}': graph {self.graph.name!r} declares {S.fmt(declared)} {dtype}, "
                                 f"got {S.fmt(arr.shape)} {arr.dtype}")
             self._held[name] = self._to_backend(np.array(arr, order="C"))  # a copy the compiled function owns
@@ -109,7 +109,7 @@ class Compiled(ABC):
             if arr.__class__ is not np.ndarray or (arr.dtype is not dtype and arr.dtype != dtype):
                 return None
             if symbolic:
-                if not _unify(declared, arr.shape, dims):
+                if S.unify(declared, arr.shape, dims):  # a reason: it does not fit
                     return None
             elif arr.shape != declared:
                 return None
@@ -159,18 +159,6 @@ class Compiled(ABC):
 
     def __repr__(self):
         return f"<graphc.Compiled {self.graph.name!r} backend={self.backend} path={self.path}>"
-
-
-def _unify(declared, shape, dims):
-    if len(declared) != len(shape):
-        return False
-    for want, got in zip(declared, shape):
-        if want.__class__ is str:
-            if dims.setdefault(want, got) != got:
-                return False
-        elif want != got:
-            return False
-    return True
 
 
 def _check_finite_inputs(specs, args):

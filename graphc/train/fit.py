@@ -9,13 +9,17 @@ checkpointed, so an interrupted run that resumes reproduces the
 uninterrupted one exactly.
 """
 import math
+import numbers
 import os
 
 import numpy as np
 
 from graphc.errors import GraphcError, NumericError
+from graphc.ir import shapes as S
 from graphc.check.interpreter import evaluate
 from graphc.backends import compile as compile_graph
+from graphc.runtime import content_hash
+from graphc.train import checkpoint
 from graphc.train.history import EarlyStopping, History
 from graphc.train.resume import checked_meta, keep_chosen_hyper, plain_number
 from graphc.train.step import HYPER_PREFIX, Step
@@ -258,7 +262,6 @@ class Trainer:
                 "rng": self.rng.bit_generator.state, "optimizer": self.optimizer.state_dict(),
                 "early_stopping": es.state_dict() if es is not None else None,
                 "history": self.history.to_dict(), "seed": self.seed, "model": self.model.name}
-        from graphc.train import checkpoint
         return checkpoint.save(path, arrays, meta)
 
     def load(self, path):
@@ -271,7 +274,6 @@ class Trainer:
         sets differently from the checkpoint keeps this trainer's value, with a
         warning: the optimizer you pass is what you asked for."""
         expect = {f"state/{k}": (v.shape, v.dtype) for k, v in self.step.params.items()}
-        from graphc.train import checkpoint
         arrays, meta = checkpoint.load(path, expect_graph_hash=self.graph_hash, expect_arrays=expect)
         rng, history = checked_meta(path, meta, self.rng, self.optimizer, self.early_stopping)
         chosen = {k: v for k, v in self.optimizer.hyper.items() if plain_number(v)}
@@ -298,8 +300,8 @@ class Trainer:
     def _as_input(self, X):
         X = _as_numbers("X", X, self.model.dtype)
         if X.shape[1:] != self.model.input_shape:
-            raise GraphcError(f"X has shape {X.shape}; model {self.model.name!r} takes (batch, "
-                              f"{', '.join(map(str, self.model.input_shape))})")
+            raise GraphcError(f"X has shape {X.shape}; model {self.model.name!r} takes "
+                              f"{S.fmt(('batch', *self.model.input_shape))}")
         if not np.all(np.isfinite(X)):
             raise NumericError("X contains NaN or Inf")
         return X
@@ -345,12 +347,10 @@ def _as_numbers(what, values, dtype):
 
 
 def _all_numbers(arr):
-    import numbers
     return all(isinstance(v, numbers.Number) and not isinstance(v, bool) for v in arr.flat)
 
 
 def ckpt_graph_hash(graph):
-    from graphc.runtime import content_hash
     return content_hash(graph.to_text())
 
 

@@ -171,5 +171,5 @@ class Model:
 
 
 def _name(graph, value, name):
-    if value.op not in ("input", "param") and name not in graph._by_name:
+    if value.op not in ("input", "param") and not graph.has_name(name):
         graph.rename(value.node, name)

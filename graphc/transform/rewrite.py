@@ -84,14 +84,7 @@ def eliminate_common_subexpressions(g):
             seen[key] = n
     _remap_records(g, merged)
     for n in merged:
-        _remove(g, n)
-
-
-def replace_uses(g, old, new):
-    """Point every use of `old` (edges, outputs, gradient records) at `new`; drop `old`."""
-    _redirect_edges(g, old, new)
-    _remap_records(g, {old: new})
-    _remove(g, old)
+        g.remove_node(n)
 
 
 def _redirect_edges(g, old, new):
@@ -110,11 +103,6 @@ def _remap_records(g, mapping):
     g.updates = {m(k): m(v) for k, v in g.updates.items()}
     g.edge_grads = {(m(s), m(d), p): {role: (None if v is None else m(v)) for role, v in rec.items()}
                     for (s, d, p), rec in g.edge_grads.items()}
-
-
-def _remove(g, n):
-    del g._by_name[g.name_of(n)]
-    g.nx.remove_node(n)
 
 
 def live_nodes(g, roots):
@@ -136,5 +124,5 @@ def eliminate_dead_code(g):
         roots.update(v for v in rec.values() if v is not None)
     live = live_nodes(g, roots)
     for n in [n for n in g.nx.nodes if n not in live]:
-        _remove(g, n)
+        g.remove_node(n)
     g.edge_grads = {k: r for k, r in g.edge_grads.items() if k[0] in live and k[1] in live}

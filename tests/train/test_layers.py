@@ -22,6 +22,7 @@ from graphc.train import (ELU, GELU, SGD, Activation, BatchNorm, Dense, Dropout,
                           Softplus, Swish, Tanh, Trainer)
 from graphc.train import layers as L
 from graphc.train.layers import walk
+from tests.train.finite_diff import central_differences
 
 # --------------------------------------------------------------------------- helpers
 
@@ -62,21 +63,6 @@ def _loss_fn(model, feeds, training):
     return lambda params: float(gc.evaluate(graph, {**feeds, **params}).outputs["loss"])
 
 
-def _fd_grads(f, params, names, eps=1e-6):
-    """Central differences, element by element."""
-    grads = {}
-    for name in names:
-        g = np.zeros_like(params[name])
-        for idx in np.ndindex(params[name].shape):
-            plus, minus = dict(params), dict(params)
-            plus[name], minus[name] = params[name].copy(), params[name].copy()
-            plus[name][idx] += eps
-            minus[name][idx] -= eps
-            g[idx] = (f(plus) - f(minus)) / (2 * eps)
-        grads[name] = g
-    return grads
-
-
 def _analytic_grads(model, feeds, params, names, training):
     gg = gc.grad(model.graph(training), loss="loss", wrt=names)
     ev = gc.evaluate(gg, {**feeds, **params})
@@ -86,7 +72,7 @@ def _analytic_grads(model, feeds, params, names, training):
 def _check_grads(model, feeds, params, training=False, rtol=1e-6, atol=1e-8):
     names = [n for n, s in model.params.items() if s.trainable]
     analytic = _analytic_grads(model, feeds, params, names, training)
-    numeric = _fd_grads(_loss_fn(model, feeds, training), params, names)
+    numeric = central_differences(_loss_fn(model, feeds, training), params, names)
     for name in names:
         np.testing.assert_allclose(analytic[name], numeric[name], rtol=rtol, atol=atol, err_msg=name)
     return analytic

@@ -17,6 +17,7 @@ from graphc.train import (SGD, BatchNorm, Dense, Dropout, LayerNorm, Maxout, Mod
                           Trainer)
 from graphc.train import losses
 from graphc.train.model import ParamSpec
+from tests.train.finite_diff import central_differences
 
 # --------------------------------------------------------------------------- helpers
 
@@ -311,20 +312,6 @@ def test_predict_and_evaluate_agree_with_the_interpreter(loss):
             assert "accuracy" not in metrics
 
 
-def _fd_grads(f, params, names, eps=1e-6):
-    grads = {}
-    for name in names:
-        g = np.zeros_like(params[name])
-        for idx in np.ndindex(params[name].shape):
-            plus, minus = dict(params), dict(params)
-            plus[name], minus[name] = params[name].copy(), params[name].copy()
-            plus[name][idx] += eps
-            minus[name][idx] -= eps
-            g[idx] = (f(plus) - f(minus)) / (2 * eps)
-        grads[name] = g
-    return grads
-
-
 def test_one_step_is_sgd_on_finite_difference_gradients():
     """The python-backend step of a model with every kind of layer, weight decay
     and a dropout mask: new params = old - lr * (central-difference gradient of
@@ -348,7 +335,7 @@ def test_one_step_is_sgd_on_finite_difference_gradients():
 
     graph = model.graph(True)
     loss = lambda p: float(gc.evaluate(graph, {**feeds, **p}).outputs["loss"])  # noqa: E731
-    grads = _fd_grads(loss, params, model.trainable())
+    grads = central_differences(loss, params, model.trainable())
     after = trainer.params
     for name in model.trainable():
         np.testing.assert_allclose(after[name], params[name] - lr * grads[name], rtol=1e-7, atol=1e-8,

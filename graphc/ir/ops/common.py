@@ -45,6 +45,28 @@ def int_labels(dtype, what="labels"):
         raise DTypeError(f"{what} must be integers, got {dtype}")
 
 
+def row_labels_shape(table, labels):
+    """Shape rule of an op that reads one label per row of a (rows, classes) table:
+    a 2-D table and a 1-D label vector of the same length give one value per row.
+    `table` and `labels` are what the error calls the operands."""
+    def rule(shapes, attrs):
+        rows, picks = shapes
+        check_rank(rows, 2, table)
+        check_rank(picks, 1, labels)
+        if rows[0] != picks[0]:
+            raise ShapeError(f"{table} {S.fmt(rows)} and {labels} {S.fmt(picks)} differ in batch size")
+        return (rows[0],)
+    return rule
+
+
+def row_labels_dtype(labels):
+    """Dtype rule to go with `row_labels_shape`: integer labels, a float table."""
+    def rule(dtypes, attrs):
+        int_labels(dtypes[1], labels)
+        return first_float(dtypes[:1], attrs)
+    return rule
+
+
 def check_label_range(labels, bound):
     """Value half: refuse a label outside [0, bound) before NumPy indexing reads
     -1 as the last class or raises a bare IndexError.  The numba and CUDA

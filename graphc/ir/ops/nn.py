@@ -3,17 +3,12 @@ exp and log overflows at inputs of +-1000 (the log-sum-exp trick)."""
 import numpy as np
 
 from graphc.ir import shapes as S
-from graphc.errors import ShapeError
-from graphc.ir.ops.common import (broadcast_rule, check_label_range, check_rank, first_float,
-                               int_labels, same_float, sympy, vectorize_sympy)
+from graphc.ir.ops.common import (broadcast_rule, check_label_range, first_float, row_labels_dtype,
+                                  row_labels_shape, same_float, sympy, vectorize_sympy)
 from graphc.ir.ops.registry import OpDef, register
 
 _exp = vectorize_sympy(lambda a: sympy.exp(a))
 _log = vectorize_sympy(lambda a: sympy.log(a))
-
-
-def _axis_of(shape, attrs):
-    return S.normalize_axes(attrs["axis"], len(shape))
 
 
 def logsumexp_ref(a, axes, keepdims):
@@ -84,20 +79,6 @@ register(OpDef(
     doc="a - logsumexp(a) along axis"))
 
 
-def _ce_shape(shapes, attrs):
-    logits, labels = shapes
-    check_rank(logits, 2, "logits")
-    check_rank(labels, 1, "labels")
-    if logits[0] != labels[0]:
-        raise ShapeError(f"logits {S.fmt(logits)} and labels {S.fmt(labels)} differ in batch size")
-    return (logits[0],)
-
-
-def _ce_dtype(dtypes, attrs):
-    int_labels(dtypes[1])
-    return first_float(dtypes[:1], attrs)
-
-
 def softmax_ce_ref(logits, labels):
     check_label_range(labels, logits.shape[1])
     return logsumexp_ref(logits, (1,), False) - logits[np.arange(logits.shape[0]), labels]
@@ -117,7 +98,8 @@ def _ce_vjp(c, g):
 
 
 register(OpDef(
-    name="softmax_cross_entropy", arity=2, kind="nn", shape_rule=_ce_shape, dtype_rule=_ce_dtype,
+    name="softmax_cross_entropy", arity=2, kind="nn", shape_rule=row_labels_shape("logits", "labels"),
+    dtype_rule=row_labels_dtype("labels"),
     numpy_impl=softmax_ce_ref, sympy_impl=_sympy_ce, vjp=_ce_vjp, differentiable=(0,),
     proof={"shapes": [(2, 3), (2,)], "values": {1: np.array([1, 2])}},
     doc="per-sample -log softmax(logits)[label], on logits with integer labels"))

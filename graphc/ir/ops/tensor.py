@@ -5,7 +5,8 @@ import numpy as np
 
 from graphc.ir import shapes as S
 from graphc.errors import ShapeError
-from graphc.ir.ops.common import check_label_range, check_rank, first_float, int_labels, same_float, sympy
+from graphc.ir.ops.common import (check_label_range, first_float, int_labels, row_labels_dtype, row_labels_shape,
+                                  same_float, sympy)
 from graphc.ir.ops.registry import OpDef, register
 
 
@@ -96,6 +97,13 @@ register(OpDef(
     doc="matrix product of two matrices"))
 
 
+def _moving_op(name, shape_rule, numpy_impl, vjp, proof, doc):
+    """Register an op that only moves or repeats its one operand's elements: the
+    dtype is kept, and the gradient moves back the same way (`vjp`)."""
+    register(OpDef(name=name, arity=1, kind="array", shape_rule=shape_rule, dtype_rule=lambda d, attrs: d[0],
+                   numpy_impl=numpy_impl, vjp=vjp, differentiable=(0,), proof=proof, doc=doc))
+
+
 def _transpose_shape(shapes, attrs):
     perm = attrs["perm"]
     if sorted(perm) != list(range(len(shapes[0]))):
@@ -103,13 +111,10 @@ def _transpose_shape(shapes, attrs):
     return tuple(shapes[0][p] for p in perm)
 
 
-register(OpDef(
-    name="transpose", arity=1, kind="array", shape_rule=_transpose_shape,
-    dtype_rule=lambda d, attrs: d[0],
-    numpy_impl=lambda a, perm: np.transpose(a, perm),
+_moving_op(
+    "transpose", _transpose_shape, lambda a, perm: np.transpose(a, perm),
     vjp=lambda c, g: [c.F.transpose(g, tuple(int(i) for i in np.argsort(c.attrs["perm"])))],
-    differentiable=(0,), proof={"shapes": [(2, 3)], "attrs": {"perm": (1, 0)}},
-    doc="permute axes"))
+    proof={"shapes": [(2, 3)], "attrs": {"perm": (1, 0)}}, doc="permute axes")
 
 
 def _reshape_shape(shapes, attrs):
@@ -118,13 +123,10 @@ def _reshape_shape(shapes, attrs):
     return tuple(attrs["shape"])
 
 
-register(OpDef(
-    name="reshape", arity=1, kind="array", shape_rule=_reshape_shape,
-    dtype_rule=lambda d, attrs: d[0],
-    numpy_impl=lambda a, shape: np.reshape(a, shape),
+_moving_op(
+    "reshape", _reshape_shape, lambda a, shape: np.reshape(a, shape),
     vjp=lambda c, g: [c.F.reshape(g, c.x[0].shape)],
-    differentiable=(0,), proof={"shapes": [(2, 3)], "attrs": {"shape": (3, 2)}},
-    doc="reshape; symbolic dims such as N are bound at call time"))
+    proof={"shapes": [(2, 3)], "attrs": {"shape": (3, 2)}}, doc="reshape; symbolic dims such as N are bound at call time")
 
 
 def _broadcast_shape(shapes, attrs):
@@ -134,13 +136,10 @@ def _broadcast_shape(shapes, attrs):
     return target
 
 
-register(OpDef(
-    name="broadcast_to", arity=1, kind="array", shape_rule=_broadcast_shape,
-    dtype_rule=lambda d, attrs: d[0],
-    numpy_impl=lambda a, shape: np.broadcast_to(a, shape),
+_moving_op(
+    "broadcast_to", _broadcast_shape, lambda a, shape: np.broadcast_to(a, shape),
     vjp=lambda c, g: [c.F.unbroadcast(g, c.x[0].shape)],
-    differentiable=(0,), proof={"shapes": [(1, 3)], "attrs": {"shape": (2, 3)}},
-    doc="broadcast to a larger shape"))
+    proof={"shapes": [(1, 3)], "attrs": {"shape": (2, 3)}}, doc="broadcast to a larger shape")
 
 
 def _one_hot_shape(shapes, attrs):
@@ -164,20 +163,6 @@ register(OpDef(
     doc="integer labels to one-hot rows; not differentiable in the labels"))
 
 
-def _gather_shape(shapes, attrs):
-    x, idx = shapes
-    check_rank(x, 2, "gather's table")
-    check_rank(idx, 1, "gather's indices")
-    if x[0] != idx[0]:
-        raise ShapeError(f"rows differ: table {S.fmt(x)} and indices {S.fmt(idx)}")
-    return (x[0],)
-
-
-def _gather_dtype(dtypes, attrs):
-    int_labels(dtypes[1], "indices")
-    return first_float(dtypes[:1], attrs)
-
-
 def _gather(x, idx):
     check_label_range(idx, x.shape[1])
     return x[np.arange(x.shape[0]), idx]
@@ -190,7 +175,8 @@ def _gather_vjp(c, g):
 
 
 register(OpDef(
-    name="gather", arity=2, kind="array", shape_rule=_gather_shape, dtype_rule=_gather_dtype,
+    name="gather", arity=2, kind="array", shape_rule=row_labels_shape("table", "indices"),
+    dtype_rule=row_labels_dtype("indices"),
     numpy_impl=_gather, vjp=_gather_vjp, differentiable=(0,),
     proof={"shapes": [(2, 3), (2,)], "values": {1: np.array([2, 0])}},
     doc="gather(x, idx)[i] = x[i, idx[i]]: picks each row's labelled entry"))
