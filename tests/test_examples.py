@@ -1,4 +1,5 @@
 """The examples are what the README demo runs: each must run and print the lecture's numbers."""
+import os
 import re
 import subprocess
 import sys
@@ -12,6 +13,8 @@ EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 def run_example(name, tmp_path):
     env = {"GRAPHC_CACHE_DIR": str(tmp_path), "PATH": "/usr/bin:/bin"}
+    if os.environ.get("PYTHONPATH"):  # a checkout run without installing tests itself, not the installed copy
+        env["PYTHONPATH"] = os.environ["PYTHONPATH"]
     done = subprocess.run([sys.executable, str(EXAMPLES / name)], capture_output=True, text=True,
                           timeout=120, env=env, cwd=tmp_path)  # outputs land in tmp_path/out/
     assert done.returncode == 0, done.stderr

@@ -7,6 +7,7 @@ test_examples.py runs every other example; these ones run only here.
 """
 import ast
 import re
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -24,6 +25,8 @@ def run_example(name, tmp_path, *args, out=True, expect_rc=0):
     with `out`, its plots go to tmp_path/"plots".  Returns (stdout, plot directory)."""
     env = {"GRAPHC_CACHE_DIR": str(tmp_path / "cache"), "PATH": "/usr/bin:/bin",
            "MPLCONFIGDIR": str(tmp_path / "mpl")}
+    if os.environ.get("PYTHONPATH"):  # a checkout run without installing tests itself, not the installed copy
+        env["PYTHONPATH"] = os.environ["PYTHONPATH"]
     out_dir = tmp_path / "plots"
     cmd = [sys.executable, str(EXAMPLES / name), *(["--out", str(out_dir)] if out else []), *args]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path)
