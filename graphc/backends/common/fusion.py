@@ -33,12 +33,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from graphc.backends.common.scalar import is_fusible
+from graphc.backends.common.scalar import is_fusible, is_scalar_step
 from graphc.transform.rewrite import live_nodes
 
-# 0-d ops a Scalar step spells besides the elementwise ones (a kernel computes any other
-# 0-d node, e.g. a reduction to a scalar); both emitters' scalar steps handle these.
-SCALAR_STEP_OPS = ("count", "reshape", "transpose")
 SMALL_K = 4  # inner dimensions up to this are fused loops instead of BLAS calls (measured on the spiral step)
 
 
@@ -127,7 +124,7 @@ class _Planner:
         elif shape == ():
             self._read_all(n)
             self._set(n, "scalar")
-            self.steps.append(Scalar(n) if is_fusible(op) or op in SCALAR_STEP_OPS else Kernel(n))
+            self.steps.append(Scalar(n) if is_scalar_step(op) else Kernel(n))
         elif is_fusible(op):
             self._join_loop(n)
         elif self._is_small_matmul(n) or (self.small_matmul and op == "one_hot" and len(shape) > 1):
@@ -268,16 +265,6 @@ class _Planner:
         members = step.members if isinstance(step, Loop) else [getattr(step, "node", getattr(step, "value", None))]
         return any(o in nodes for m in members for o in self.g.operands(m)) or \
             (isinstance(step, Copy) and step.value in nodes)
-
-
-def index_expr(operand_shape, loop_shape, loop_vars):
-    """Index of a broadcast operand inside a loop over `loop_shape` (right-aligned, as NumPy)."""
-    offset = len(loop_shape) - len(operand_shape)
-    parts = []
-    for k, d in enumerate(operand_shape):
-        loop_d = loop_shape[offset + k]
-        parts.append("0" if d == 1 and loop_d != 1 else loop_vars[offset + k])
-    return ", ".join(parts)
 
 
 def concrete_size(shape, dims):

@@ -1,32 +1,19 @@
-"""Loop templates for the numba CPU backend: a table keyed by op.
+"""Loop templates for the numba CPU backend: KERNELS, its one table keyed by op.
 
 Each entry takes the Emitter and a node and returns source lines (indented
-one level, inside `run`).  Every loop writes each output element from exactly
+one level, inside `run`).  Elementwise ops are not here: they are fused loop
+statements, spelled in common/scalar.py's SCALAR (shared with the CUDA
+backend); an op in neither runs its NumPy reference on the host (emit.py).  Every loop writes each output element from exactly
 one iteration, so `prange` never races: reductions either loop over output
 indices, or give each thread its own block of outputs.
 """
+from graphc.backends.common.indexing import out_index, reduce_attrs
 from graphc.backends.common.literals import comment, literal
 from graphc.backends.common.scalar import lit, scalar_expr
 from graphc.errors import GraphcError
 
 IND = "    "
 BLOCK = 64  # outputs per thread block when a reduction runs across axis 0
-
-
-def size(e, shape):
-    """The element count of `shape` as source (symbolic dims as their variables)."""
-    parts = e.dims(shape)
-    return " * ".join(parts) if parts else "1"
-
-
-def tuple_text(e, shape):
-    parts = e.dims(shape)
-    return "(" + ", ".join(parts) + ("," if len(parts) == 1 else "") + ")"
-
-
-def shape_comment(shape):
-    """A shape as a comment shows it: (N, 100)."""
-    return "(" + ", ".join(str(d) for d in shape) + ("," if len(shape) == 1 else "") + ")"
 
 
 def loop_vars(e, rank, prefix="i"):
@@ -53,8 +40,8 @@ def fused_loop(e, loop):
     if flat:
         for arr in sorted(_flat_arrays(e, loop)):
             e.flat[arr] = e.fresh(arr + "_flat")
-            lines.append(IND + f"{e.flat[arr]} = {arr}.reshape({size(e, shape)})")
-        head, depth = [IND + f"for {vars_[0]} in {outer}({size(e, shape)}):"], 2
+            lines.append(IND + f"{e.flat[arr]} = {arr}.reshape({e.size(shape)})")
+        head, depth = [IND + f"for {vars_[0]} in {outer}({e.size(shape)}):"], 2
     else:
         head, depth = nest(e, iter_shape, vars_, [outer] + ["range"] * (len(iter_shape) - 1))
     lines += head
@@ -139,24 +126,11 @@ def _matmul(e, n):
     return [IND + f"np.dot({a}, {b}, {e.array(n)})  # BLAS gemm; a transposed operand is an F-order view"]
 
 
-def _reduce_parts(e, n):
-    g = e.g
-    x = g.operands(n)[0]
-    attrs = g.node(n)["attrs"]
-    axes = tuple(sorted(attrs["axes"]))
-    return g, x, g.shape(x), axes, attrs.get("keepdims", False)
-
-
-def _out_index(xvars, axes, keepdims):
-    parts = ["0" if k in axes else v for k, v in enumerate(xvars)] if keepdims else \
-        [v for k, v in enumerate(xvars) if k not in axes]
-    return ", ".join(parts)
-
-
 def _reduce(e, n, op):
     """sum / max over axes.  Loops run over x in memory order; each output element is
     owned by one iteration of the outer (parallel) loop, so threads never share one."""
-    g, x, xshape, axes, keepdims = _reduce_parts(e, n)
+    g, (x, axes, keepdims) = e.g, reduce_attrs(e.g, n)
+    xshape = g.shape(x)
     dtype, xv = g.dtype(n), loop_vars(e, len(xshape))
     init = lit(0, dtype) if op == "sum" else lit(float("-inf"), dtype)
     read = f"{e.array(x)}[{', '.join(xv)}]" if xshape else e.scalar(x)  # a 0-d x is its own total
@@ -167,7 +141,7 @@ def _reduce(e, n, op):
         # element.  `_blocked` needs a kept axis to split among threads; there is none.
         acc, zeros = e.fresh("acc"), ", ".join("0" for _ in xshape)
         return [*_reduce_to_scalar(e, acc, op, xshape, xv, init, read), IND + f"{e.array(n)}[{zeros}] = {acc}"]
-    out = f"{e.array(n)}[{_out_index(xv, axes, keepdims)}]"
+    out = e.element(n, out_index(xv, axes, keepdims))
     lines = [IND + f"{e.array(n)}.fill({init})"]
     par = e.is_parallel(xshape)
     if par and 0 not in axes:
@@ -254,13 +228,14 @@ def _fiber_kernel(e, n, axes, write, stash=None):
 
 
 def _logsumexp(e, n):
-    g, x, xshape, axes, keepdims = _reduce_parts(e, n)
+    g, (x, axes, keepdims) = e.g, reduce_attrs(e.g, n)
+    xshape = g.shape(x)
     if g.shape(n) == ():
         lines = [IND + "if True:  # one fiber: all of x"]
         inner, _, names = _fiber_lse(e, x, loop_vars(e, len(xshape)), axes, xshape, 2)
         return lines + inner + [IND * 2 + f"{e.name(n)} = {names['lse']}"]
     return _fiber_kernel(e, n, axes, lambda read, loop, depth, xv, names: [
-        IND * depth + f"{e.array(n)}[{_out_index(xv, axes, keepdims)}] = {names['lse']}"])
+        IND * depth + f"{e.element(n, out_index(xv, axes, keepdims))} = {names['lse']}"])
 
 
 def _softmax(e, n, log):
@@ -346,7 +321,7 @@ def _reshape(e, n):
     xv = loop_vars(e, len(g.shape(x)))
     head, depth = nest(e, g.shape(x), xv, ["range"] * len(xv))
     flat, k = e.fresh(out + "_flat"), e.fresh("k")
-    return [IND + f"{flat} = {out}.reshape({size(e, g.shape(n))})", IND + f"{k} = 0", *head,
+    return [IND + f"{flat} = {out}.reshape({e.size(g.shape(n))})", IND + f"{k} = 0", *head,
             IND * depth + f"{flat}[{k}] = {e.array(x)}[{', '.join(xv)}]", IND * depth + f"{k} += 1"]
 
 
