@@ -10,7 +10,8 @@ node, where its value lives and which kernel computes it:
 - Scalars (shape ()) are plain local variables (`Scalar`).
 - Everything else is one `Kernel` per node: matmul, reductions, softmax, ...
 - reshape and 2-D transpose of an array in memory are `View`s: no copy.
-- With `small_matmul` (the numba CPU backend), a matmul whose inner dimension
+- With `in_loop` ops (the numba CPU backend's, read from its KERNELS table:
+  the ops it can spell inside a loop), a matmul whose inner dimension
   is a constant of at most SMALL_K is a loop member too: K multiply-adds per
   element, fused with the bias and activation that follow.  BLAS is slow at
   such skinny products (the spiral's 300x2 @ 2x100), and the loop saves a
@@ -92,13 +93,15 @@ class Plan:
         return [n for n in out if n is not None]
 
 
-def plan(graph, outputs, small_matmul=False):
-    return _Planner(graph, outputs, small_matmul).run()
+def plan(graph, outputs, in_loop=frozenset()):
+    """The Plan for `outputs`; `in_loop`: the ops besides the elementwise ones that the
+    backend can spell as members of a fused loop (matmul, one_hot: see above)."""
+    return _Planner(graph, outputs, in_loop).run()
 
 
 class _Planner:
-    def __init__(self, graph, outputs, small_matmul=False):
-        self.g, self.outputs, self.small_matmul = graph, outputs, small_matmul
+    def __init__(self, graph, outputs, in_loop=frozenset()):
+        self.g, self.outputs, self.in_loop = graph, outputs, frozenset(in_loop)
         self.steps, self.storage, self.stored = [], {}, set()
         self.layout, self.view_root, self.loop_of = {}, {}, {}
 
@@ -127,7 +130,7 @@ class _Planner:
             self.steps.append(Scalar(n) if is_scalar_step(op) else Kernel(n))
         elif is_fusible(op):
             self._join_loop(n)
-        elif self._is_small_matmul(n) or (self.small_matmul and op == "one_hot" and len(shape) > 1):
+        elif self._is_small_matmul(n) or ("one_hot" in self.in_loop and op == "one_hot" and len(shape) > 1):
             self._read_all(n)  # its operands are read at other indices: they live in memory
             self._join_loop(n)
         elif self._is_view(n):
@@ -173,7 +176,7 @@ class _Planner:
 
     def _is_small_matmul(self, n, ignore_layout=False):
         g = self.g
-        if not self.small_matmul or g.op(n) != "matmul":
+        if "matmul" not in self.in_loop or g.op(n) != "matmul":
             return False
         a, b = g.operands(n)
         if len(g.shape(a)) != 2 or len(g.shape(b)) != 2 or g.shape(n) == ():
@@ -258,7 +261,7 @@ class _Planner:
             return False
         views = aliases - {leaf}
         in_loop_reads = {o for m in loop.members for o in self.g.operands(m)}
-        other_index_reads = {o for m in loop.members if self.g.op(m) in ("matmul", "one_hot") for o in self.g.operands(m)}
+        other_index_reads = {o for m in loop.members if self.g.op(m) in self.in_loop for o in self.g.operands(m)}
         return not (in_loop_reads & views) and not (other_index_reads & aliases) and value not in self.outputs.values()
 
     def _reads(self, step, nodes):

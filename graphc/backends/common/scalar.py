@@ -20,7 +20,7 @@ Rules of the spelling:
 """
 import functools
 
-from graphc.backends.common.infix import infix_table
+from graphc.backends.common.operators import FUNCTIONS, function_table, operator_table
 from graphc.backends.common.literals import dtype_name, literal
 from graphc.errors import GraphcError
 from graphc.ir.ops.registry import OPS
@@ -55,15 +55,10 @@ def _cast(a, c):
 
 # op -> (operand expressions, Ctx) -> expression
 SCALAR = {
-    **infix_table(parens=True),  # add, sub, mul, div, pow and the comparisons
-    "neg": lambda a, c: f"(-{a[0]})",
-    "exp": lambda a, c: f"math.exp({a[0]})",
-    "log": lambda a, c: f"math.log({a[0]})",
-    "sqrt": lambda a, c: f"math.sqrt({a[0]})",
+    **operator_table(parens=True),  # add, sub, mul, div, pow, the comparisons, neg
+    **function_table("math", (*FUNCTIONS, "erf")),  # exp, log, sqrt, tanh, erf
     "abs": lambda a, c: f"abs({a[0]})",
     "sign": lambda a, c: f"({c.lit(1)} if {a[0]} > {c.lit(0)} else ({c.lit(-1)} if {a[0]} < {c.lit(0)} else {a[0]} * {c.lit(0)}))",
-    "erf": lambda a, c: f"math.erf({a[0]})",
-    "tanh": lambda a, c: f"math.tanh({a[0]})",
     # expit: each branch only ever exponentiates a non-positive number.
     "sigmoid": lambda a, c: (f"({c.lit(1)} / ({c.lit(1)} + math.exp(-{a[0]})) if {a[0]} >= {c.lit(0)} "
                              f"else math.exp({a[0]}) / ({c.lit(1)} + math.exp({a[0]})))"),

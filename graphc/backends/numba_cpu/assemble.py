@@ -54,7 +54,7 @@ def module_source(e):
     for k, chunk in enumerate(chunks):
         if chunk[0][2] is HOST:
             body += chunk[0][1]
-            e._earlier_defined += _defined(e, chunk[0][0])
+            e.earlier_defined += _defined(e, chunk[0][0])
             continue
         needed_after = set().union(*later[k + 1:])
         call, fn = _as_function(e, k, chunk, needed_after)
@@ -78,28 +78,28 @@ def _names_used(chunk):
 def _defined(e, step):
     """Names a step binds that later steps may read: scalars and views."""
     if isinstance(step, (Scalar, View)) or (isinstance(step, Kernel) and e.g.shape(step.node) == ()):
-        return [e._node_name(step.node)]
+        return [e.node_name(step.node)]
     return []
 
 
 def _scope(e):
     """Names `run` binds itself: leaves, dims, workspace views, globals."""
-    names = {e._node_name(n) for n in e.leaves}
+    names = {e.node_name(n) for n in e.leaves}
     names |= {e.scope.lookup(("dim", d)) for d in e.dim_names}
     names |= {e.scope.lookup(("1d", n)) for n in e.leaves if e.g.shape(n) == ()}
-    names |= {e._node_name(n) for n, st in e.plan.storage.items() if st == "buffer"}
+    names |= {e.node_name(n) for n, st in e.plan.storage.items() if st == "buffer"}
     return names | set(e.constants)
 
 
 def _as_function(e, k, chunk, needed_after):
     defined = [name for step, _, _, _ in chunk for name in _defined(e, step)]
-    known = _scope(e) | set(e._earlier_defined)
+    known = _scope(e) | set(e.earlier_defined)
     args = sorted((_names_used(chunk) & known) - set(defined))
     returns = [name for name in defined if name in needed_after]
-    e._earlier_defined += returns
+    e.earlier_defined += returns
     first = chunk[0][0]
     node = first.leaf if isinstance(first, Copy) else (first.members[-1] if isinstance(first, Loop) else first.node)
-    fname = e.module_scope.fresh(f"k{k}_{e._node_name(node)}")
+    fname = e.module_scope.fresh(f"k{k}_{e.node_name(node)}")
     fn = [DECORATOR.format(parallel=chunk[0][2]), f"def {fname}({', '.join(args)}):"]
     fn += [line for _, lines, _, _ in chunk for line in lines]
     ret = "".join(r + ", " for r in returns)
@@ -121,12 +121,12 @@ def _cast_returned_scalars(e, chunk, returns):
 
 
 def _params(e, views):
-    leaves = [e.one_d(n) if e.g.shape(n) == () else e._node_name(n) for n in e.leaves]
+    leaves = [e.one_d(n) if e.g.shape(n) == () else e.node_name(n) for n in e.leaves]
     return leaves + [views]
 
 
 def _view_names(e):
-    return [e._node_name(n) for n in e.plan.buffers()]
+    return [e.node_name(n) for n in e.plan.buffers()]
 
 
 def _ws_dtypes(e):

@@ -39,7 +39,7 @@ class Emitter:
 
     def __init__(self, graph, outputs, parallel, dims, flush_subnormals=True):
         self.g, self.outputs, self.flush_subnormals = graph, outputs, flush_subnormals
-        self.plan = plan(graph, outputs, small_matmul=True)
+        self.plan = plan(graph, outputs, in_loop=K.IN_LOOP)
         self.parallel, self.bound_dims = parallel, dims or {}
         self.leaves = sorted(graph.nodes_with_op("input", "param"))
         # Names: the module scope, `run`'s scope (nodes, dims, run locals) and, per
@@ -47,24 +47,25 @@ class Emitter:
         self.module_scope = Scope()
         self.scope = self.module_scope.child()
         for n in self.leaves:
-            self._node_name(n)
+            self.node_name(n)
         self.symbolic_dims = symbolic_dims(graph, self.leaves)  # [(dim, leaf, axis)]
         self.dim_names = [d for d, _, _ in self.symbolic_dims]
         for d in self.dim_names:
             self.scope.bind(("dim", d), d)
         for n in graph.toposort():
-            self._node_name(n)
+            self.node_name(n)
         self.step_scope = self.scope.child()
         self.constants, self.regs, self.flat = {}, {}, {}
-        self.uses_prange, self.uses_host, self._earlier_defined = False, False, []
+        self.uses_prange, self.uses_host, self.earlier_defined = False, False, []
 
     # ----- names (every identifier comes from a Scope) ----------------------------------
-    def _node_name(self, n):
+    def node_name(self, n):
+        """The variable of node n in `run`'s scope, recording no read (see `name`)."""
         return self.scope.bind(n, self.g.name_of(n))
 
     def name(self, n):
         """The variable of node n, recorded as read by the current step."""
-        return self.step_scope.use(self._node_name(n))
+        return self.step_scope.use(self.node_name(n))
 
     def fresh(self, hint):
         """A temporary of the current step."""
@@ -88,10 +89,10 @@ class Emitter:
 
     def one_d(self, n):
         """The 1-element array a 0-d leaf arrives in."""
-        return self.step_scope.use(self.scope.bind(("1d", n), self._node_name(n) + "_1d"))
+        return self.step_scope.use(self.scope.bind(("1d", n), self.node_name(n) + "_1d"))
 
     def global_(self, n):
-        key = self.module_scope.bind(("global", n), "K_" + self._node_name(n))
+        key = self.module_scope.bind(("global", n), "K_" + self.node_name(n))
         self.constants[key] = np.asarray(self.g.node(n)["attrs"]["value"])
         return self.step_scope.use(key)
 

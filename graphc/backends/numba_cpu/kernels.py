@@ -1,12 +1,16 @@
 """Loop templates for the numba CPU backend: KERNELS, its one table keyed by op.
 
-Each entry takes the Emitter and a node and returns source lines (indented
-one level, inside `run`).  Elementwise ops are not here: they are fused loop
+Each entry is an OpKernel: `alone` takes the Emitter and a node and returns
+source lines (indented one level, inside `run`); `in_loop`, for the few ops
+the fusion planner puts into a fused loop although they read their operands
+at other indices (a small matmul, one_hot), returns the member's expression.  Elementwise ops are not here: they are fused loop
 statements, spelled in common/scalar.py's SCALAR (shared with the CUDA
 backend); an op in neither runs its NumPy reference on the host (emit.py).  Every loop writes each output element from exactly
 one iteration, so `prange` never races: reductions either loop over output
 indices, or give each thread its own block of outputs.
 """
+from typing import Callable, NamedTuple
+
 from graphc.backends.common.indexing import out_index, reduce_attrs
 from graphc.backends.common.literals import comment, literal
 from graphc.backends.common.scalar import lit, scalar_expr
@@ -14,6 +18,18 @@ from graphc.errors import GraphcError
 
 IND = "    "
 BLOCK = 64  # outputs per thread block when a reduction runs across axis 0
+
+
+class OpKernel(NamedTuple):
+    """How the numba backend computes one op that is not a SCALAR statement."""
+    alone: Callable  # (e, n) -> lines: the node as a step of its own
+    in_loop: Callable | None = None  # (e, n, loop vars) -> expression: the node inside a fused loop
+
+
+def _in_loop(e, m):
+    """The in-loop spelling of loop member m, or None for a SCALAR statement."""
+    entry = KERNELS.get(e.g.op(m))
+    return entry.in_loop if entry is not None else None
 
 
 def loop_vars(e, rank, prefix="i"):
@@ -48,7 +64,8 @@ def fused_loop(e, loop):
     for m in loop.members:
         # A member computed earlier in this loop is read from its register, never reloaded.
         args = [e.read(o, shape, vars_, flat) for o in g.operands(m)]
-        expr = MEMORY_MEMBERS[g.op(m)](e, m, vars_) if g.op(m) in MEMORY_MEMBERS else scalar_expr(g.op(m), args, e.ctx(m))
+        in_loop = _in_loop(e, m)
+        expr = in_loop(e, m, vars_) if in_loop else scalar_expr(g.op(m), args, e.ctx(m))
         reg = e.regs[m] = e.fresh(e.name(m) + "_")
         lines.append(IND * depth + f"{reg} = {expr}")
         if m in e.plan.stored:
@@ -71,13 +88,9 @@ def _one_hot_expr(e, m, vars_):
     return f"({lit(1, dtype)} if {e.array(e.g.operands(m)[0])}[{', '.join(vars_[:-1])}] == {vars_[-1]} else {lit(0, dtype)})"
 
 
-# Loop members that read their operands from memory at indices of their own (fusion.py).
-MEMORY_MEMBERS = {"matmul": _small_matmul_expr, "one_hot": _one_hot_expr}
-
-
 def _can_flatten(e, loop):
     """One flat loop when every array read or written has the loop's shape in C order."""
-    if len(loop.shape) < 2 or any(e.g.op(m) in MEMORY_MEMBERS for m in loop.members):
+    if len(loop.shape) < 2 or any(_in_loop(e, m) for m in loop.members):
         return False
     members = set(loop.members)
     for m in loop.members:
@@ -116,7 +129,7 @@ def kernel(e, step):
     if op not in KERNELS:
         raise GraphcError(f"{e.where(step.node)}: the numba backend has no kernel for op {op!r} "
                           f"(see docs/adding-an-op.md); use the python backend for this graph")
-    return KERNELS[op](e, step.node)
+    return KERNELS[op].alone(e, step.node)
 
 
 def _matmul(e, n):
@@ -335,16 +348,17 @@ def _broadcast_node(e, n):
 
 
 KERNELS = {
-    "matmul": _matmul,
-    "sum": lambda e, n: _reduce(e, n, "sum"),
-    "max": lambda e, n: _reduce(e, n, "max"),
-    "logsumexp": _logsumexp,
-    "softmax": lambda e, n: _softmax(e, n, log=False),
-    "log_softmax": lambda e, n: _softmax(e, n, log=True),
-    "softmax_cross_entropy": _softmax_cross_entropy,
-    "gather": _gather,
-    "one_hot": _one_hot,
-    "transpose": _transpose,
-    "reshape": _reshape,
-    "broadcast_to": _broadcast_node,
+    "matmul": OpKernel(_matmul, in_loop=_small_matmul_expr),
+    "sum": OpKernel(lambda e, n: _reduce(e, n, "sum")),
+    "max": OpKernel(lambda e, n: _reduce(e, n, "max")),
+    "logsumexp": OpKernel(_logsumexp),
+    "softmax": OpKernel(lambda e, n: _softmax(e, n, log=False)),
+    "log_softmax": OpKernel(lambda e, n: _softmax(e, n, log=True)),
+    "softmax_cross_entropy": OpKernel(_softmax_cross_entropy),
+    "gather": OpKernel(_gather),
+    "one_hot": OpKernel(_one_hot, in_loop=_one_hot_expr),
+    "transpose": OpKernel(_transpose),
+    "reshape": OpKernel(_reshape),
+    "broadcast_to": OpKernel(_broadcast_node),  # in a loop it is a SCALAR statement: the index broadcasts
 }
+IN_LOOP = frozenset(op for op, entry in KERNELS.items() if entry.in_loop)  # what fusion.plan may fuse besides SCALAR

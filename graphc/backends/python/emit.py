@@ -13,7 +13,7 @@ import numpy as np
 
 from graphc._version import __version__
 from graphc.backends.common.indexing import symbolic_dims
-from graphc.backends.common.infix import infix_table
+from graphc.backends.common.operators import FUNCTIONS, function_table, operator_table
 from graphc.backends.common.literals import comment, dtype_name, literal, shape_text
 from graphc.backends.common.names import Scope
 from graphc.backends.common.reference import IMPORT as REF_IMPORT, ref_call
@@ -46,14 +46,8 @@ def _kw(name):
 # Ops missing here call the op table's NumPy reference through `ref`, which is
 # always correct if less pretty; a user op's spelling is derived (`spelling`).
 TABLE = {
-    **infix_table(parens=False),  # add, sub, mul, div, pow and the comparisons
-    "neg": lambda a, c: f"-{a[0]}",
-    "exp": lambda a, c: f"np.exp({a[0]})",
-    "log": lambda a, c: f"np.log({a[0]})",
-    "sqrt": lambda a, c: f"np.sqrt({a[0]})",
-    "abs": lambda a, c: f"np.abs({a[0]})",
-    "sign": lambda a, c: f"np.sign({a[0]})",
-    "tanh": lambda a, c: f"np.tanh({a[0]})",
+    **operator_table(parens=False),  # add, sub, mul, div, pow, the comparisons, neg
+    **function_table("np", (*FUNCTIONS, "abs", "sign")),  # exp, log, sqrt, tanh, abs, sign
     "relu": lambda a, c: f"np.maximum({a[0]}, 0)",
     "softplus": lambda a, c: f"np.logaddexp(0, {a[0]})",
     "maximum": lambda a, c: f"np.maximum({a[0]}, {a[1]})",
