@@ -136,14 +136,14 @@ def heal_warning(path, error):
     _warn_damaged(path.parent, f"for {path.name} ({type(error).__name__})")
 
 
-def purge_compiled(path, suffixes=(".pyc", ".nbi", ".nbc")):
+def purge_compiled(path, suffixes=None):
     """Delete what was compiled from the module file `path` and kept in the
-    __pycache__ beside it (Python's .pyc; a JIT's index and data, .nbi/.nbc, by
-    default); returns whether anything was there to delete."""
+    __pycache__ beside it: every such file (Python's .pyc, a JIT's cache), or those
+    with one of `suffixes`; returns whether anything was there to delete."""
     path = Path(path)
     found = False
     for entry in (path.parent / "__pycache__").glob(f"{path.stem}.*"):
-        if entry.suffix in suffixes:
+        if suffixes is None or entry.suffix in suffixes:
             found = True
             with contextlib.suppress(OSError):
                 entry.unlink()

@@ -192,9 +192,6 @@ def emit(graph, outputs=None, parallel=False, dims=None, flush_subnormals=True):
     loop under prange: what tests use to exercise the parallel code), or "auto"
     (prange for loops of at least PARALLEL_MIN_ELEMENTS at `dims`).
     `flush_subnormals`: run with the CPU's flush-to-zero on (fpenv.py)."""
-    outputs = graph.select_outputs(outputs)
-    if parallel not in (True, False, "auto"):
-        raise GraphcError(f"parallel must be True, False or 'auto', got {parallel!r}")
     return emit_module(graph, outputs, parallel, dims, flush_subnormals)[0]
 
 
