@@ -1,11 +1,14 @@
 """Backends: the registry, `compile` and `emit_source`.
 
-Each backend is a folder (python/, numba_cpu/, cuda/) whose `emit` module is a
-table keyed by op that turns IR nodes into source, and whose `build` wraps the
-loaded module in a `graphc.runtime.Compiled`.  Backends are imported by name on
-first use, so `import graphc` does not import numba; no backend imports this
-registry, so the string imports below close no cycle (tests/test_layout.py
-follows them).
+Each backend is a folder (python/, numba_cpu/, cuda/): `emit.py` turns IR nodes
+into source, the backend's one table keyed by op says how (python/emit.py's
+TABLE; numba_cpu/kernels.py's and cuda/kernels.py's KERNELS, beside the
+elementwise spellings both share in common/scalar.py's SCALAR), and `host.py`
+is what this registry imports: its `emit`, and its `build`, which wraps the
+loaded module in a `graphc.runtime.Compiled`.  Backends are imported by name
+on first use, so `import graphc` does not import numba; no backend imports
+this registry, so the string imports below close no cycle
+(tests/test_layout.py follows them).
 
 `coverage(op, backend)` says how a backend computes an op -- the one story for
 each op's backends (docs/adding-an-op.md):
@@ -23,10 +26,11 @@ import inspect
 from graphc.errors import GraphcError
 
 BACKENDS = {  # name: the module whose `emit` and `build` implement it
-    "python": "graphc.backends.python.emit",  # readable NumPy: the oracle
-    "numba": "graphc.backends.numba_cpu.emit",  # fused @njit kernels
-    "cuda": "graphc.backends.cuda.emit",  # @cuda.jit kernels (numba-cuda; the simulator without a GPU)
+    "python": "graphc.backends.python.host",  # readable NumPy: the oracle
+    "numba": "graphc.backends.numba_cpu.host",  # fused @njit kernels
+    "cuda": "graphc.backends.cuda.host",  # @cuda.jit kernels (numba-cuda; the simulator without a GPU)
 }
+BACKEND_NAMES = tuple(BACKENDS)
 
 
 def backend_module(backend):
@@ -61,17 +65,13 @@ def compile_validated(graph, backend="python", outputs=None, **options):
     the same, without validating it a second time."""
     return backend_module(backend).build(graph, outputs, **options)
 
-BACKEND_NAMES = tuple(BACKENDS)
-
-
-
 
 def coverage(op, backend):
+    """How `backend` computes `op`, read from the backend's table (see above)."""
+    from graphc.backends.common.scalar import is_scalar_step
     from graphc.backends.cuda import kernels as cuda_kernels
     from graphc.backends.numba_cpu import kernels as numba_kernels
     from graphc.backends.python import emit as python
-    from graphc.backends.common.fusion import SCALAR_STEP_OPS
-    from graphc.backends.common.scalar import is_fusible
     from graphc.ir.ops.registry import get
 
     opdef = get(op)
@@ -82,7 +82,7 @@ def coverage(op, backend):
     if backend == "python":
         return "native" if python.spelling(op) is not None else "fallback"
     kernels = numba_kernels.KERNELS if backend == "numba" else cuda_kernels.KERNELS
-    if is_fusible(op) or op in kernels or op in SCALAR_STEP_OPS:  # count: always 0-d, a scalar step
+    if op in kernels or is_scalar_step(op):  # elementwise (SCALAR), or 0-d by nature (count)
         return "native"
     return "fallback" if backend == "numba" else "refused"
 

@@ -23,6 +23,7 @@ import numpy as np
 from graphc._version import __version__
 from graphc.errors import GraphcError
 
+
 def cache_dir():
     root = os.environ.get("GRAPHC_CACHE_DIR")
     if not root:
@@ -135,53 +136,18 @@ def heal_warning(path, error):
     _warn_damaged(path.parent, f"for {path.name} ({type(error).__name__})")
 
 
-def purge_compiled(path, suffixes=(".pyc", ".nbi", ".nbc")):
-    """Delete what Python and numba compiled from the module file `path` (in the
-    __pycache__ beside it); returns whether anything was there to delete."""
+def purge_compiled(path, suffixes=None):
+    """Delete what was compiled from the module file `path` and kept in the
+    __pycache__ beside it: every such file (Python's .pyc, a JIT's cache), or those
+    with one of `suffixes`; returns whether anything was there to delete."""
     path = Path(path)
     found = False
     for entry in (path.parent / "__pycache__").glob(f"{path.stem}.*"):
-        if entry.suffix in suffixes:
+        if suffixes is None or entry.suffix in suffixes:
             found = True
             with contextlib.suppress(OSError):
                 entry.unlink()
     return found
-
-
-def is_cache_failure(error):
-    """Whether `error` (or one it was raised from) came out of numba's on-disk cache
-    loader: a truncated or garbage .nbi/.nbc makes it raise whatever unpickling raises."""
-    seen = set()
-    while error is not None and id(error) not in seen:
-        seen.add(id(error))
-        tb = error.__traceback__
-        while tb is not None:
-            if tb.tb_frame.f_code.co_filename.endswith(_NUMBA_CACHE_FILE):
-                return True
-            tb = tb.tb_next
-        error = error.__cause__ or error.__context__
-    return False
-
-
-_NUMBA_CACHE_FILE = os.path.join("numba", "core", "caching.py")
-
-
-def heal_cache_entry(module, error):
-    """Discard numba's cache of this module's kernels so the next call recompiles
-    them: empty each kernel's index (wherever NUMBA_CACHE_DIR puts it), then delete
-    the files beside the module.  Re-raises `error` when there was nothing to discard."""
-    flushed = False
-    for obj in list(vars(module).values()):
-        if not type(obj).__module__.startswith("numba"):  # only numba's dispatchers have a disk cache
-            continue
-        cache = getattr(obj, "_cache", None)
-        if cache is not None and hasattr(cache, "flush"):
-            with contextlib.suppress(Exception):  # a damaged index is simply overwritten
-                cache.flush()
-                flushed = True
-    if not (purge_compiled(module.__file__, suffixes=(".nbi", ".nbc")) or flushed):
-        raise error
-    heal_warning(module.__file__, error)
 
 
 def _constants_key(constants):

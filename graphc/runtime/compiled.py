@@ -9,8 +9,6 @@ from graphc.ir import shapes as S
 from graphc.errors import CallError, LabelRangeError, NumericError
 from graphc.check.interpreter import bind_feeds, check_empty_axes, empty_axis_checks
 
-from graphc.runtime.cache import heal_cache_entry, is_cache_failure
-
 
 class Compiled(ABC):
     """A graph compiled by a backend: call it with arrays by name, get outputs by name.
@@ -127,21 +125,27 @@ class Compiled(ABC):
         return {name: np.asarray(values[self.graph.find(name)]) for name in feeds}
 
     def _first_run(self, args, dims):
-        """The first call loads numba's on-disk cache.  If a damaged cache entry fails
-        it, discard the entry and run again -- from the held state as it was before
-        the call, since kernels that ran before the failure may have updated it."""
+        """The first call loads the backend's on-disk kernel cache, if it has one.  If
+        a damaged cache entry fails it (`_discard_damaged_cache`), run again -- from the
+        held state as it was before the call, since kernels that ran before the
+        failure may have updated it."""
         saved = {name: np.array(arr) for name, arr in self._held.items() if isinstance(arr, np.ndarray)}
         try:
             out = self._run(args, dims)
         except Exception as e:
-            if not is_cache_failure(e):
+            if not self._discard_damaged_cache(e):
                 raise
-            heal_cache_entry(self.module, e)
             for name, value in saved.items():
                 self._held[name][...] = value  # in place: `args` holds views of these arrays
             out = self._run(args, dims)
         self._warm = True
         return out
+
+    def _discard_damaged_cache(self, error):
+        """Whether `error` came from a damaged on-disk cache of this module's kernels,
+        now discarded so that running again recompiles them (a hook for backends
+        whose compiler keeps such a cache; the module file itself heals in load_source)."""
+        return False
 
     def _named_label_error(self, args):
         """The interpreter finds the node whose labels are out of range and words the

@@ -121,3 +121,41 @@ def test_user_op_spelling_is_derived_not_registered(doc_ops):
     assert "softsign_user" not in python.TABLE
     source = gc.compile(gc.trace(lambda x: doc_ops(x), (3,))).source
     assert "ref.softsign_user(" not in source and "softsign_user_1 = (x)/(abs((x)) + 1)" in source
+
+
+# ----- one place per op per backend ------------------------------------------------------------
+def test_every_backend_table_is_keyed_by_ops_of_the_op_table():
+    """A table entry under a name the op table lacks is dead code (or a typo that leaves
+    the real op on its fallback)."""
+    from graphc.backends.common.scalar import SCALAR, SCALAR_STEPS
+    from graphc.backends.cuda import kernels as cuda_kernels
+    from graphc.backends.numba_cpu import kernels as numba_kernels
+    from graphc.backends.python import emit as python
+    tables = {"python TABLE": python.TABLE, "SCALAR": SCALAR, "SCALAR_STEPS": SCALAR_STEPS,
+              "numba KERNELS": numba_kernels.KERNELS, "cuda KERNELS": cuda_kernels.KERNELS}
+    for name, table in tables.items():
+        assert set(table) <= set(OPS), f"{name} has entries for unknown ops: {sorted(set(table) - set(OPS))}"
+
+
+def test_the_runtime_never_names_a_backend():
+    """runtime/ loads modules and holds the Compiled base; what is particular to numba or
+    CUDA lives in the backend's own folder (docstrings may say why, code may not)."""
+    import ast
+    from pathlib import Path
+    import graphc.runtime
+    for path in Path(graphc.runtime.__file__).parent.glob("*.py"):
+        tree = ast.parse(path.read_text())
+        docstrings = {id(n.body[0].value) for n in ast.walk(tree)
+                      if isinstance(n, (ast.Module, ast.FunctionDef, ast.ClassDef)) and ast.get_docstring(n)}
+        for node in ast.walk(tree):
+            words = []
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings:
+                words.append(node.value)
+            elif isinstance(node, ast.Name):
+                words.append(node.id)
+            elif isinstance(node, ast.Attribute):
+                words.append(node.attr)
+            elif isinstance(node, (ast.Import, ast.ImportFrom)):
+                words += [a.name for a in node.names] + [getattr(node, "module", None) or ""]
+            for word in words:
+                assert not any(b in word.lower() for b in ("numba", "cuda")), f"{path.name}:{node.lineno}: {word!r}"

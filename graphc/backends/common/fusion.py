@@ -10,7 +10,8 @@ node, where its value lives and which kernel computes it:
 - Scalars (shape ()) are plain local variables (`Scalar`).
 - Everything else is one `Kernel` per node: matmul, reductions, softmax, ...
 - reshape and 2-D transpose of an array in memory are `View`s: no copy.
-- With `small_matmul` (the numba CPU backend), a matmul whose inner dimension
+- With `in_loop` ops (the numba CPU backend's, read from its KERNELS table:
+  the ops it can spell inside a loop), a matmul whose inner dimension
   is a constant of at most SMALL_K is a loop member too: K multiply-adds per
   element, fused with the bias and activation that follow.  BLAS is slow at
   such skinny products (the spiral's 300x2 @ 2x100), and the loop saves a
@@ -33,12 +34,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from graphc.backends.common.scalar import is_fusible
+from graphc.backends.common.scalar import is_fusible, is_scalar_step
 from graphc.transform.rewrite import live_nodes
 
-# 0-d ops a Scalar step spells besides the elementwise ones (a kernel computes any other
-# 0-d node, e.g. a reduction to a scalar); both emitters' scalar steps handle these.
-SCALAR_STEP_OPS = ("count", "reshape", "transpose")
 SMALL_K = 4  # inner dimensions up to this are fused loops instead of BLAS calls (measured on the spiral step)
 
 
@@ -95,13 +93,15 @@ class Plan:
         return [n for n in out if n is not None]
 
 
-def plan(graph, outputs, small_matmul=False):
-    return _Planner(graph, outputs, small_matmul).run()
+def plan(graph, outputs, in_loop=frozenset()):
+    """The Plan for `outputs`; `in_loop`: the ops besides the elementwise ones that the
+    backend can spell as members of a fused loop (matmul, one_hot: see above)."""
+    return _Planner(graph, outputs, in_loop).run()
 
 
 class _Planner:
-    def __init__(self, graph, outputs, small_matmul=False):
-        self.g, self.outputs, self.small_matmul = graph, outputs, small_matmul
+    def __init__(self, graph, outputs, in_loop=frozenset()):
+        self.g, self.outputs, self.in_loop = graph, outputs, frozenset(in_loop)
         self.steps, self.storage, self.stored = [], {}, set()
         self.layout, self.view_root, self.loop_of = {}, {}, {}
 
@@ -127,10 +127,10 @@ class _Planner:
         elif shape == ():
             self._read_all(n)
             self._set(n, "scalar")
-            self.steps.append(Scalar(n) if is_fusible(op) or op in SCALAR_STEP_OPS else Kernel(n))
+            self.steps.append(Scalar(n) if is_scalar_step(op) else Kernel(n))
         elif is_fusible(op):
             self._join_loop(n)
-        elif self._is_small_matmul(n) or (self.small_matmul and op == "one_hot" and len(shape) > 1):
+        elif self._is_small_matmul(n) or ("one_hot" in self.in_loop and op == "one_hot" and len(shape) > 1):
             self._read_all(n)  # its operands are read at other indices: they live in memory
             self._join_loop(n)
         elif self._is_view(n):
@@ -176,7 +176,7 @@ class _Planner:
 
     def _is_small_matmul(self, n, ignore_layout=False):
         g = self.g
-        if not self.small_matmul or g.op(n) != "matmul":
+        if "matmul" not in self.in_loop or g.op(n) != "matmul":
             return False
         a, b = g.operands(n)
         if len(g.shape(a)) != 2 or len(g.shape(b)) != 2 or g.shape(n) == ():
@@ -261,23 +261,13 @@ class _Planner:
             return False
         views = aliases - {leaf}
         in_loop_reads = {o for m in loop.members for o in self.g.operands(m)}
-        other_index_reads = {o for m in loop.members if self.g.op(m) in ("matmul", "one_hot") for o in self.g.operands(m)}
+        other_index_reads = {o for m in loop.members if self.g.op(m) in self.in_loop for o in self.g.operands(m)}
         return not (in_loop_reads & views) and not (other_index_reads & aliases) and value not in self.outputs.values()
 
     def _reads(self, step, nodes):
         members = step.members if isinstance(step, Loop) else [getattr(step, "node", getattr(step, "value", None))]
         return any(o in nodes for m in members for o in self.g.operands(m)) or \
             (isinstance(step, Copy) and step.value in nodes)
-
-
-def index_expr(operand_shape, loop_shape, loop_vars):
-    """Index of a broadcast operand inside a loop over `loop_shape` (right-aligned, as NumPy)."""
-    offset = len(loop_shape) - len(operand_shape)
-    parts = []
-    for k, d in enumerate(operand_shape):
-        loop_d = loop_shape[offset + k]
-        parts.append("0" if d == 1 and loop_d != 1 else loop_vars[offset + k])
-    return ", ".join(parts)
 
 
 def concrete_size(shape, dims):

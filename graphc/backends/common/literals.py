@@ -55,8 +55,7 @@ def literal(value, dtype=None):
     if isinstance(value, numbers.Real):
         return _float_text(value)
     if isinstance(value, (tuple, list)):
-        parts = [literal(v) for v in value]
-        return "(" + ", ".join(parts) + ("," if len(parts) == 1 else "") + ")"
+        return tuple_text([literal(v) for v in value])
     raise GraphcError(f"cannot write a {type(value).__name__} into emitted code")
 
 
@@ -66,6 +65,22 @@ def _typed(value, dtype):
     if dtype.startswith(("int", "uint")):
         return f"np.{dtype}({int(value)})"
     return f"np.{dtype}({_float_text(value)})"
+
+
+def tuple_text(parts):
+    """A tuple display of source `parts`: (), (a,), (a, b).  The one shape-tuple
+    printer of backends/: shapes in code (`shape_text`) and in comments."""
+    return "(" + ", ".join(parts) + ("," if len(parts) == 1 else "") + ")"
+
+
+def shape_text(shape, dim):
+    """A shape as source: int dims as literals, a symbolic dim as `dim(d)` (its variable)."""
+    return tuple_text([dim(d) if isinstance(d, str) else literal(int(d)) for d in shape])
+
+
+def shape_display(shape):
+    """A shape as a comment shows it, (N, 100): for a comment only, through `comment`."""
+    return tuple_text([str(d) for d in shape])
 
 
 def comment(text):

@@ -1,9 +1,15 @@
 """Scalar expressions for elementwise ops: the body of a fused loop.
 
 The numba CPU and CUDA emitters both fuse chains of elementwise ops into one
-loop whose body is a sequence of scalar statements; this table is how each op
-is spelled as a scalar expression.  It uses only `math`, Python operators and
-typed literals, which numba compiles for the CPU and for CUDA alike.
+loop whose body is a sequence of scalar statements.  SCALAR is how each op is
+spelled as a scalar expression, and it is the one place both backends share:
+an elementwise op is spelled here once, for the numba CPU and the CUDA
+backend alike; every other op is an entry of the backend's own KERNELS table
+(numba_cpu/kernels.py, cuda/kernels.py).  SCALAR_STEPS spells the few 0-d ops
+that are not elementwise but that a scalar step computes (count, and reshape or
+transpose of one value); the fusion planner asks `is_scalar_step`.  The
+spellings use only `math`, Python operators and typed literals, which numba
+compiles for the CPU and for CUDA alike.
 
 Rules of the spelling:
 - NaN propagates as in NumPy (np.maximum(nan, 0) is nan), so comparisons are
@@ -14,6 +20,7 @@ Rules of the spelling:
 """
 import functools
 
+from graphc.backends.common.operators import FUNCTIONS, function_table, operator_table
 from graphc.backends.common.literals import dtype_name, literal
 from graphc.errors import GraphcError
 from graphc.ir.ops.registry import OPS
@@ -30,12 +37,13 @@ class Ctx:
     def __init__(self, dtype, attrs, operand_dtypes):
         self.dtype, self.attrs, self.operand_dtypes = dtype, attrs, operand_dtypes
 
+    @classmethod
+    def of(cls, graph, n):
+        """The Ctx of node n."""
+        return cls(graph.dtype(n), graph.node(n)["attrs"], [graph.dtype(o) for o in graph.operands(n)])
+
     def lit(self, value, dtype=None):
         return lit(value, dtype or self.dtype)
-
-
-def _cmp(symbol):
-    return lambda a, c: f"({a[0]} {symbol} {a[1]})"
 
 
 def _cast(a, c):
@@ -47,19 +55,10 @@ def _cast(a, c):
 
 # op -> (operand expressions, Ctx) -> expression
 SCALAR = {
-    "add": lambda a, c: f"({a[0]} + {a[1]})",
-    "sub": lambda a, c: f"({a[0]} - {a[1]})",
-    "mul": lambda a, c: f"({a[0]} * {a[1]})",
-    "div": lambda a, c: f"({a[0]} / {a[1]})",
-    "pow": lambda a, c: f"({a[0]} ** {a[1]})",
-    "neg": lambda a, c: f"(-{a[0]})",
-    "exp": lambda a, c: f"math.exp({a[0]})",
-    "log": lambda a, c: f"math.log({a[0]})",
-    "sqrt": lambda a, c: f"math.sqrt({a[0]})",
+    **operator_table(parens=True),  # add, sub, mul, div, pow, the comparisons, neg
+    **function_table("math", (*FUNCTIONS, "erf")),  # exp, log, sqrt, tanh, erf
     "abs": lambda a, c: f"abs({a[0]})",
     "sign": lambda a, c: f"({c.lit(1)} if {a[0]} > {c.lit(0)} else ({c.lit(-1)} if {a[0]} < {c.lit(0)} else {a[0]} * {c.lit(0)}))",
-    "erf": lambda a, c: f"math.erf({a[0]})",
-    "tanh": lambda a, c: f"math.tanh({a[0]})",
     # expit: each branch only ever exponentiates a non-positive number.
     "sigmoid": lambda a, c: (f"({c.lit(1)} / ({c.lit(1)} + math.exp(-{a[0]})) if {a[0]} >= {c.lit(0)} "
                              f"else math.exp({a[0]}) / ({c.lit(1)} + math.exp({a[0]})))"),
@@ -70,7 +69,6 @@ SCALAR = {
     "softplus": lambda a, c: f"(({a[0]} if {a[0]} > {c.lit(0)} else {c.lit(0)}) + math.log1p(math.exp(-abs({a[0]}))))",
     "maximum": lambda a, c: f"({a[0]} if ({a[0]} >= {a[1]} or {a[0]} != {a[0]}) else {a[1]})",
     "minimum": lambda a, c: f"({a[0]} if ({a[0]} <= {a[1]} or {a[0]} != {a[0]}) else {a[1]})",
-    "gt": _cmp(">"), "ge": _cmp(">="), "lt": _cmp("<"), "le": _cmp("<="), "eq": _cmp("=="), "ne": _cmp("!="),
     "where": lambda a, c: f"({a[1]} if {a[0]} else {a[2]})",
     "cast": _cast,
     "broadcast_to": lambda a, c: a[0],  # inside a loop, broadcasting is in the operand's index
@@ -119,13 +117,42 @@ def scalar_expr(op, args, ctx):
     return spell(args, ctx)
 
 
-FUSIBLE = set(SCALAR)
-
-
 def is_fusible(op):
     """Elementwise ops (and broadcast_to) become statements of a fused loop."""
-    if op in FUSIBLE:
+    if op in SCALAR:
         return True
     opdef = OPS.get(op)
     return opdef is not None and opdef.expr is not None and opdef.is_elementwise
+
+
+# ----- scalar steps: a 0-d node computed as one expression ---------------------------------
+# An emitter that writes scalar steps gives: g (the graph), value(n) (a 0-d node's value),
+# element(n, idx) (element idx of an array node), size(shape) and ctx(n).
+def _count(e, n):
+    shape = e.g.shape(e.g.operands(n)[0])
+    return f"np.{dtype_name(e.g.dtype(n))}({e.size([shape[a] for a in e.g.node(n)['attrs']['axes']])})"
+
+
+def _one_value(e, n):
+    """reshape or transpose of a 0-d or 1-element array: its one value."""
+    src = e.g.operands(n)[0]
+    return e.value(src) if e.g.shape(src) == () else e.element(src, ["0"] * len(e.g.shape(src)))
+
+
+# op -> (emitter, node) -> expression: 0-d ops besides the elementwise ones that a scalar
+# step spells (a kernel computes any other 0-d node, e.g. a reduction to a scalar).
+SCALAR_STEPS = {"count": _count, "reshape": _one_value, "transpose": _one_value}
+
+
+def is_scalar_step(op):
+    """Whether a 0-d node of `op` is a scalar step (else it is a kernel of its own)."""
+    return is_fusible(op) or op in SCALAR_STEPS
+
+
+def scalar_step(e, n):
+    """The expression of the scalar step for 0-d node n."""
+    op = e.g.op(n)
+    if op in SCALAR_STEPS:
+        return SCALAR_STEPS[op](e, n)
+    return scalar_expr(op, [e.value(o) for o in e.g.operands(n)], e.ctx(n))
 

@@ -4,7 +4,9 @@ shared-memory matmul, tree reductions, and a host `run` that launches them.
 The plan (what fuses, what is stored) is `fusion.plan`, the same as the numba
 CPU backend's, so both backends fuse identically; each step becomes one
 `@cuda.jit` kernel (a run of 0-d steps shares one single-thread kernel).  The
-kernel templates live in `cuda_kernels.py`.
+kernel templates live in kernels.py (the backend's table), the elementwise
+spellings it shares with the numba CPU backend in common/scalar.py; host.py
+keeps the memory on the device and is the registry's entry.
 
 Memory stays on the device.  Intermediates, 0-d values (1-element arrays) and
 constants live in a workspace that `workspace(dims...)` allocates once per set
@@ -19,23 +21,22 @@ MAX_BLOCKS for grid-stride loops.  Under numba-cuda's simulator
 to tiny values so tests run quickly; the code is the same.
 """
 import importlib.util
-import os
 import re
 
 import numpy as np
 
 from graphc._version import __version__
-from graphc.backends.cuda import kernels as K
 from graphc.backends.common.fusion import Copy, Loop, Scalar, View, plan
-from graphc.backends.common.literals import comment, dtype_name, literal
+from graphc.backends.common.indexing import symbolic_dims
+from graphc.backends.common.literals import comment, dtype_name, literal, shape_display, shape_text
 from graphc.backends.common.names import Scope
 from graphc.backends.common.scalar import Ctx, lit
-from graphc.errors import CallError, GraphcError
-from graphc.runtime import Compiled, load_source
+from graphc.backends.cuda import kernels as K
+from graphc.errors import GraphcError
 
 GPU_OPTIONS = {"threads": 128, "tile": 16, "max_blocks": 4096, "tree_min": 32}
 SIM_OPTIONS = {"threads": 4, "tile": 4, "max_blocks": 2, "tree_min": 32}
-_MARKER = re.compile("\0([A-Za-z0-9_]+)\0")  # a template temporary (cuda_kernels.py)
+_MARKER = re.compile("\0([A-Za-z0-9_]+)\0")  # a template temporary (kernels.py)
 
 
 def simulating():
@@ -75,9 +76,8 @@ class Emitter:
         self.g, self.outputs, self.opts = graph, outputs, opts
         self.plan = plan(graph, outputs)
         self.leaves = sorted(graph.nodes_with_op("input", "param"))
-        self.dim_names = []
-        for n in self.leaves:
-            self.dim_names += [d for d in graph.shape(n) if isinstance(d, str) and d not in self.dim_names]
+        self.symbolic_dims = symbolic_dims(graph, self.leaves)  # [(dim, leaf, axis)]
+        self.dim_names = [d for d, _, _ in self.symbolic_dims]
         # Names: the module scope, `run`'s (nodes, dims, buffers), and per kernel a child
         # that hands out the kernel's temporaries and records what it reads (its parameters).
         self.module_scope = Scope()
@@ -164,8 +164,11 @@ class Emitter:
             return self.use(self.name(n))
         return self.ref(n)
 
+    value = val  # what common/scalar.py's scalar steps call these
+    element = at
+
     def ctx(self, n):
-        return Ctx(self.g.dtype(n), self.g.node(n)["attrs"], [self.g.dtype(o) for o in self.g.operands(n)])
+        return Ctx.of(self.g, n)
 
     def label_check(self, n):
         """The error code a kernel writes when node n meets a label outside its range."""
@@ -200,7 +203,7 @@ class Emitter:
         elif isinstance(step, Loop):
             body, launch = K.fused_loop(self, step)
             hint = self.name(step.members[-1])
-            doc = f"loop over {_shape_text(step.shape)}: " + ", ".join(g.name_of(m) for m in step.members)
+            doc = f"loop over {shape_display(step.shape)}: " + ", ".join(g.name_of(m) for m in step.members)
         elif isinstance(step, Copy):
             body, launch = K.copy_into_leaf(self, step.leaf, step.value)
             hint, doc = self.name(step.leaf), f"{g.name_of(step.leaf)} <- {g.name_of(step.value)}"
@@ -269,7 +272,7 @@ class Emitter:
         for n in self.plan.order:
             storage = self.plan.storage.get(n)
             if storage == "buffer":
-                out.append((self.name(n), f"cuda.device_array({self._shape_text(g.shape(n))}, np.{dtype_name(g.dtype(n))})"))
+                out.append((self.name(n), f"cuda.device_array({self.shape_text(g.shape(n))}, np.{dtype_name(g.dtype(n))})"))
             elif storage == "scalar":
                 out.append((self.name(n), f"cuda.device_array(1, np.{dtype_name(g.dtype(n))})"))
         for n, storage in self.plan.storage.items():
@@ -279,9 +282,9 @@ class Emitter:
             out.append((self.err(), "cuda.to_device(np.zeros(1, np.int32))"))
         return out
 
-    def _shape_text(self, shape):
-        parts = [self.scope.lookup(("dim", d)) if isinstance(d, str) else literal(int(d)) for d in shape]
-        return "(" + ", ".join(parts) + ("," if len(parts) == 1 else "") + ")"
+    def shape_text(self, shape):
+        """A shape in `run` (not in a kernel: no parameter is recorded)."""
+        return shape_text(shape, lambda d: self.scope.lookup(("dim", d)))
 
     def _workspace(self):
         buffers = self._buffers()
@@ -291,14 +294,12 @@ class Emitter:
         return lines + [f"        {alloc},  # {name}" for name, alloc in buffers] + ["    )"]
 
     def _run(self):
-        g = self.g
         leaves = [self.name(n) for n in self.leaves]
         ws, check = self.scope.fresh("ws"), self.scope.fresh("check")
         lines = ["", "", f"def run({', '.join(leaves + [ws, check])}):",
                  '    """Launch every kernel in order; return the outputs as host arrays."""']
-        for d, var in zip(self.dim_names, self.dim_vars):
-            n = next(n for n in self.leaves if d in g.shape(n))
-            lines.append(f"    {var} = {self.name(n)}.shape[{g.shape(n).index(d)}]")
+        for (_, n, axis), var in zip(self.symbolic_dims, self.dim_vars):
+            lines.append(f"    {var} = {self.name(n)}.shape[{axis}]")
         names = [name for name, _ in self._buffers()]
         if names:
             lines.append(f"    {''.join(n + ', ' for n in names)}= {ws}")
@@ -322,7 +323,7 @@ class Emitter:
             return f"{self.array(n)}.copy_to_host().reshape(())"
         if storage == "view":
             src = self._host(g.operands(n)[0])
-            return f"{src}.T" if g.op(n) == "transpose" else f"{src}.reshape({self._shape_text(g.shape(n))})"
+            return f"{src}.T" if g.op(n) == "transpose" else f"{src}.reshape({self.shape_text(g.shape(n))})"
         return f"{self.array(n)}.copy_to_host()"
 
 
@@ -337,10 +338,6 @@ def _grouped(steps):
     return out
 
 
-def _shape_text(shape):
-    return "(" + ", ".join(str(d) for d in shape) + ("," if len(shape) == 1 else "") + ")"  # comments only
-
-
 def emit(graph, outputs=None, **opts):
     """Return the numba-cuda module source for `graph`.  Options: threads, tile,
     max_blocks, tree_min (see `options`); the defaults suit a GPU, or the simulator."""
@@ -352,95 +349,3 @@ def emit_module(graph, outputs=None, **opts):
     outputs = graph.select_outputs(outputs)
     e = Emitter(graph, outputs, options(**opts))
     return e.module(), e.constants
-
-
-# ----- the host side ---------------------------------------------------------------------------------
-class _HeldScalar:
-    """A held 0-d array: a 1-element device array that shows the caller shape ()."""
-    shape = ()
-
-    def __init__(self, dev):
-        self.dev = dev
-
-
-class CudaCompiled(Compiled):
-    """Host side of a CUDA module: keeps held arrays and the workspace on the device,
-    copies fed arrays into device buffers of their own, and launches `run`."""
-
-    def __init__(self, graph, outputs, opts):
-        from numba import cuda
-        self._cuda = cuda
-        source, constants = emit_module(graph, outputs, **opts)
-        super().__init__(graph, source, load_source(source, "cuda", constants), "cuda")
-        self._by_ref = [name in self.module.BY_REF for name in self.input_names]
-        self._key, self._ws, self._dev = None, None, {}
-
-    def _to_backend(self, arr):
-        if arr.ndim == 0:
-            return _HeldScalar(self._cuda.to_device(arr.reshape(1)))
-        return self._cuda.to_device(arr)
-
-    def _to_host(self, arr):
-        if isinstance(arr, _HeldScalar):
-            return arr.dev.copy_to_host().reshape(())
-        return arr.copy_to_host()
-
-    def _run(self, args, dims):
-        m = self.module
-        key = tuple(dims.get(d) for d in m.DIMS)
-        if key != self._key:  # keep one set: a ragged last batch must not pile up device memory
-            self._key, self._ws, self._dev = key, m.workspace(*key), {}
-        check = False
-        for source, bound, message in m.LABEL_CHECKS:
-            if source is None or source in self._held:
-                check = True
-                continue
-            labels = args[self.input_names.index(source)]
-            bound = dims.get(bound, bound)
-            if labels.size and (labels.min() < 0 or labels.max() >= bound):
-                raise CallError(f"graph {self.graph.name!r}: {message}")  # before anything is launched
-        device_args = [self._device_arg(i, a) for i, a in enumerate(args)]
-        try:
-            result = m.run(*device_args, self._ws, check)
-        except ValueError as e:
-            raise CallError(f"graph {self.graph.name!r}: {e}") from None
-        return dict(zip(self.output_names, result))
-
-    def _device_arg(self, i, a):
-        if isinstance(a, _HeldScalar):
-            return a.dev if self._by_ref[i] else a.dev.copy_to_host()[0]
-        if not isinstance(a, np.ndarray):
-            return a  # a held device array
-        if a.ndim == 0:
-            return self._cuda.to_device(a.reshape(1)) if self._by_ref[i] else a[()]
-        dev = self._dev.get(i)
-        if dev is None:
-            dev = self._dev[i] = self._cuda.device_array(a.shape, a.dtype)
-        dev.copy_to_device(np.ascontiguousarray(a))
-        return dev
-
-
-def _setup_cuda():
-    """Check that numba-cuda and a GPU (or the simulator) are there.  graphc picks the
-    launch shapes, and small models cannot fill a GPU, so numba-cuda's per-launch
-    low-occupancy warning is switched off unless the user set it."""
-    if importlib.util.find_spec("numba_cuda") is None:
-        raise GraphcError("the cuda backend needs numba-cuda: pip install 'graphc[cuda]'")
-    from numba import cuda
-    if not simulating() and not cuda.is_available():
-        raise GraphcError("no CUDA GPU is available; to run the cuda backend on numba-cuda's simulator, "
-                          "set NUMBA_ENABLE_CUDASIM=1 before numba is imported")
-    if "NUMBA_CUDA_LOW_OCCUPANCY_WARNINGS" not in os.environ:
-        try:
-            from numba.cuda.core import config
-            config.CUDA_LOW_OCCUPANCY_WARNINGS = 0
-        except ImportError:  # another numba-cuda layout: keep its default
-            pass
-
-
-def build(graph, outputs=None, **opts):
-    """The cuda backend's compile: options threads, tile, max_blocks, tree_min."""
-    opts = options(**opts)
-    _setup_cuda()
-    outputs = graph.select_outputs(outputs)
-    return CudaCompiled(graph, outputs, opts)

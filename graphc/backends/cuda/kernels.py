@@ -1,4 +1,8 @@
-"""Kernel templates for the CUDA backend: a table keyed by op.
+"""Kernel templates for the CUDA backend: KERNELS, its one table keyed by op.
+
+Elementwise ops are not here: they are fused loop statements, spelled in
+common/scalar.py's SCALAR (shared with the numba CPU backend); an op in
+neither is refused with a GraphcError naming it (emit.py).
 
 Each template takes the Emitter and a step and returns `(body lines, launch)`:
 the body of one `@cuda.jit` kernel (indented one level) and how `run` launches
@@ -13,8 +17,9 @@ tree reduction combines partial results in shared memory between barriers.
 """
 import math
 
+from graphc.backends.common.indexing import broadcast_index, out_index, reduce_attrs
 from graphc.backends.common.literals import comment, dtype_name
-from graphc.backends.common.scalar import lit, scalar_expr
+from graphc.backends.common.scalar import lit, scalar_expr, scalar_step
 
 IND = "    "
 
@@ -38,12 +43,6 @@ def unravel(flat, dims, names):
     for k in range(len(names) - 1, 0, -1):
         lines += [f"{names[k]} = \0q\0 % {dims[k]}", f"\0q\0 //= {dims[k]}"]
     return lines + [f"{names[0]} = \0q\0"]
-
-
-def bcast_index(operand_shape, shape, idx):
-    """Index of a broadcast operand at `idx` of `shape` (right-aligned, as NumPy)."""
-    offset = len(shape) - len(operand_shape)
-    return ["0" if d == 1 and shape[offset + k] != 1 else idx[offset + k] for k, d in enumerate(operand_shape)]
 
 
 def reshape_index(e, n, src, idx):
@@ -97,7 +96,7 @@ def fused_loop(e, loop):
             return e.reg(o)
         if g.shape(o) == ():
             return e.val(o)
-        return e.at(o, bcast_index(g.shape(o), loop.shape, idx))
+        return e.at(o, broadcast_index(g.shape(o), loop.shape, idx))
 
     def body(idx):
         lines = []
@@ -114,19 +113,9 @@ def scalars(e, nodes):
     """A run of 0-d steps in one single-thread kernel; each value lands in its 1-element array."""
     lines = []
     for n in nodes:
-        lines += [f"{e.reg(n)} = {_scalar_value(e, n)}  # {comment(e.g.node_text(n))}", f"{e.ref(n)} = {e.reg(n)}"]
+        lines += [f"{e.reg(n)} = {scalar_step(e, n)}  # {comment(e.g.node_text(n))}", f"{e.ref(n)} = {e.reg(n)}"]
         e.local[n] = e.reg(n)
     return lines, ("one",)
-
-
-def _scalar_value(e, n):
-    g, op, operands = e.g, e.g.op(n), e.g.operands(n)
-    if op == "count":
-        shape = g.shape(operands[0])
-        return f"np.{dtype_name(g.dtype(n))}({e.size([shape[a] for a in g.node(n)['attrs']['axes']])})"
-    if op in ("reshape", "transpose"):  # of a 0-d or 1-element array: its one value
-        return e.at(operands[0], ["0"] * len(g.shape(operands[0])))
-    return scalar_expr(op, [e.val(o) for o in operands], e.ctx(n))
 
 
 def copy_into_leaf(e, leaf, value):
@@ -137,7 +126,7 @@ def copy_into_leaf(e, leaf, value):
     shape = g.shape(leaf)
 
     def body(idx):
-        src = e.val(value) if g.shape(value) == () else e.at(value, bcast_index(g.shape(value), shape, idx))
+        src = e.val(value) if g.shape(value) == () else e.at(value, broadcast_index(g.shape(value), shape, idx))
         return [f"{e.at(leaf, idx)} = {src}"]
     return grid_stride(e, shape, body)
 
@@ -260,28 +249,19 @@ def _combine(op, acc, value):
     return [f"\0v\0 = {value}", f"if \0v\0 > {acc} or \0v\0 != \0v\0:  # NaN wins, as in np.max", IND + f"{acc} = \0v\0"]
 
 
-def _reduce_parts(e, n):
-    attrs = e.g.node(n)["attrs"]
-    return e.g.operands(n)[0], tuple(sorted(attrs["axes"])), attrs.get("keepdims", False)
-
-
-def _out_index(xv, axes, keepdims):
-    return ["0" if k in axes else v for k, v in enumerate(xv)] if keepdims else [v for k, v in enumerate(xv) if k not in axes]
-
-
 def _target(e, n, fiber, axes, keepdims):
-    return e.ref(n) if e.g.shape(n) == () else e.at(n, _out_index(fiber.xv, axes, keepdims))
+    return e.ref(n) if e.g.shape(n) == () else e.at(n, out_index(fiber.xv, axes, keepdims))
 
 
 def reduce(e, n, op):
-    x, axes, keepdims = _reduce_parts(e, n)
+    x, axes, keepdims = reduce_attrs(e.g, n)
     f = Fiber(e, x, axes)
     init = lit(0, e.g.dtype(n)) if op == "sum" else lit(float("-inf"), e.g.dtype(n))
     return f.kernel([*f.reduce(op, f.read(), init), *f.once([f"{_target(e, n, f, axes, keepdims)} = \0res\0"])])
 
 
 def logsumexp(e, n):
-    x, axes, keepdims = _reduce_parts(e, n)
+    x, axes, keepdims = reduce_attrs(e.g, n)
     f = Fiber(e, x, axes)
     return f.kernel([*f.lse(), *f.once([f"{_target(e, n, f, axes, keepdims)} = \0lse\0"])])
 
@@ -355,7 +335,7 @@ def broadcast_to(e, n):
     shape = e.g.shape(n)
 
     def body(i):
-        src = e.val(x) if e.g.shape(x) == () else e.at(x, bcast_index(e.g.shape(x), shape, i))
+        src = e.val(x) if e.g.shape(x) == () else e.at(x, broadcast_index(e.g.shape(x), shape, i))
         return [f"{e.at(n, i)} = {src}"]
     return grid_stride(e, shape, body)
 

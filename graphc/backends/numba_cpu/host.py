@@ -1,12 +1,33 @@
-"""Host side of the numba CPU backend: binds feeds, owns the workspaces, calls `run`.
+"""The numba CPU backend as the registry sees it: `emit` (emit.py) and `build`, whose
+Compiled binds feeds, owns the workspaces and calls the module's `run`."""
+import os
 
-The emitter is `numba_cpu.py`; this is what `numba_cpu.build` wraps its module in.
-"""
 import numpy as np
 
-from graphc.backends.numba_cpu.emit import emit_module
-from graphc.errors import CallError
+from graphc.backends.common.jitcache import discard_damaged_cache
+from graphc.backends.numba_cpu.emit import emit, emit_module  # noqa: F401  (emit: the registry's emit_source)
+from graphc.errors import CallError, GraphcError
 from graphc.runtime import Compiled, load_source
+
+
+def select_threading_layer():
+    """Use workqueue unless the user chose a layer: OpenMP's spin-waiting threads
+    fight OpenBLAS's threads on small machines."""
+    if not os.environ.get("NUMBA_THREADING_LAYER"):
+        import numba
+        numba.config.THREADING_LAYER = "workqueue"
+
+
+def build(graph, outputs=None, parallel="auto", copy_outputs=True, flush_subnormals=True):
+    """The numba backend's compile.  Outputs are copied out of the workspace unless
+    copy_outputs=False (then they are overwritten by the next call).  With
+    flush_subnormals (the default) each call runs with flush-to-zero on, as XLA
+    does: subnormal floats become 0 instead of costing ~100 cycles each."""
+    select_threading_layer()
+    if flush_subnormals not in (True, False):
+        raise GraphcError(f"flush_subnormals must be True or False, got {flush_subnormals!r}")
+    outputs = graph.select_outputs(outputs)
+    return NumbaCompiled(graph, outputs, parallel, copy_outputs, flush_subnormals)
 
 
 class NumbaCompiled(Compiled):
@@ -42,6 +63,9 @@ class NumbaCompiled(Compiled):
         except (ValueError, IndexError) as e:
             raise CallError(f"graph {self.graph.name!r}: {e}") from None
         return {name: _output(v, dt, self.copy_outputs) for name, v, dt in zip(self.output_names, result, self._out_dtypes)}
+
+    def _discard_damaged_cache(self, error):
+        return discard_damaged_cache(self.module, error)
 
     def _held_arg(self, arr):
         return _as_kernel_arg(arr)  # 0-d state is passed as a 1-element view of the same memory

@@ -1,10 +1,17 @@
-"""Loop templates for the numba CPU backend: a table keyed by op.
+"""Loop templates for the numba CPU backend: KERNELS, its one table keyed by op.
 
-Each entry takes the Emitter and a node and returns source lines (indented
-one level, inside `run`).  Every loop writes each output element from exactly
+Each entry is an OpKernel: `alone` takes the Emitter and a node and returns
+source lines (indented one level, inside `run`); `in_loop`, for the few ops
+the fusion planner puts into a fused loop although they read their operands
+at other indices (a small matmul, one_hot), returns the member's expression.  Elementwise ops are not here: they are fused loop
+statements, spelled in common/scalar.py's SCALAR (shared with the CUDA
+backend); an op in neither runs its NumPy reference on the host (emit.py).  Every loop writes each output element from exactly
 one iteration, so `prange` never races: reductions either loop over output
 indices, or give each thread its own block of outputs.
 """
+from typing import Callable, NamedTuple
+
+from graphc.backends.common.indexing import out_index, reduce_attrs
 from graphc.backends.common.literals import comment, literal
 from graphc.backends.common.scalar import lit, scalar_expr
 from graphc.errors import GraphcError
@@ -13,20 +20,16 @@ IND = "    "
 BLOCK = 64  # outputs per thread block when a reduction runs across axis 0
 
 
-def size(e, shape):
-    """The element count of `shape` as source (symbolic dims as their variables)."""
-    parts = e.dims(shape)
-    return " * ".join(parts) if parts else "1"
+class OpKernel(NamedTuple):
+    """How the numba backend computes one op that is not a SCALAR statement."""
+    alone: Callable  # (e, n) -> lines: the node as a step of its own
+    in_loop: Callable | None = None  # (e, n, loop vars) -> expression: the node inside a fused loop
 
 
-def tuple_text(e, shape):
-    parts = e.dims(shape)
-    return "(" + ", ".join(parts) + ("," if len(parts) == 1 else "") + ")"
-
-
-def shape_comment(shape):
-    """A shape as a comment shows it: (N, 100)."""
-    return "(" + ", ".join(str(d) for d in shape) + ("," if len(shape) == 1 else "") + ")"
+def _in_loop(e, m):
+    """The in-loop spelling of loop member m, or None for a SCALAR statement."""
+    entry = KERNELS.get(e.g.op(m))
+    return entry.in_loop if entry is not None else None
 
 
 def loop_vars(e, rank, prefix="i"):
@@ -53,15 +56,16 @@ def fused_loop(e, loop):
     if flat:
         for arr in sorted(_flat_arrays(e, loop)):
             e.flat[arr] = e.fresh(arr + "_flat")
-            lines.append(IND + f"{e.flat[arr]} = {arr}.reshape({size(e, shape)})")
-        head, depth = [IND + f"for {vars_[0]} in {outer}({size(e, shape)}):"], 2
+            lines.append(IND + f"{e.flat[arr]} = {arr}.reshape({e.size(shape)})")
+        head, depth = [IND + f"for {vars_[0]} in {outer}({e.size(shape)}):"], 2
     else:
         head, depth = nest(e, iter_shape, vars_, [outer] + ["range"] * (len(iter_shape) - 1))
     lines += head
     for m in loop.members:
         # A member computed earlier in this loop is read from its register, never reloaded.
         args = [e.read(o, shape, vars_, flat) for o in g.operands(m)]
-        expr = MEMORY_MEMBERS[g.op(m)](e, m, vars_) if g.op(m) in MEMORY_MEMBERS else scalar_expr(g.op(m), args, e.ctx(m))
+        in_loop = _in_loop(e, m)
+        expr = in_loop(e, m, vars_) if in_loop else scalar_expr(g.op(m), args, e.ctx(m))
         reg = e.regs[m] = e.fresh(e.name(m) + "_")
         lines.append(IND * depth + f"{reg} = {expr}")
         if m in e.plan.stored:
@@ -84,13 +88,9 @@ def _one_hot_expr(e, m, vars_):
     return f"({lit(1, dtype)} if {e.array(e.g.operands(m)[0])}[{', '.join(vars_[:-1])}] == {vars_[-1]} else {lit(0, dtype)})"
 
 
-# Loop members that read their operands from memory at indices of their own (fusion.py).
-MEMORY_MEMBERS = {"matmul": _small_matmul_expr, "one_hot": _one_hot_expr}
-
-
 def _can_flatten(e, loop):
     """One flat loop when every array read or written has the loop's shape in C order."""
-    if len(loop.shape) < 2 or any(e.g.op(m) in MEMORY_MEMBERS for m in loop.members):
+    if len(loop.shape) < 2 or any(_in_loop(e, m) for m in loop.members):
         return False
     members = set(loop.members)
     for m in loop.members:
@@ -129,7 +129,7 @@ def kernel(e, step):
     if op not in KERNELS:
         raise GraphcError(f"{e.where(step.node)}: the numba backend has no kernel for op {op!r} "
                           f"(see docs/adding-an-op.md); use the python backend for this graph")
-    return KERNELS[op](e, step.node)
+    return KERNELS[op].alone(e, step.node)
 
 
 def _matmul(e, n):
@@ -139,24 +139,11 @@ def _matmul(e, n):
     return [IND + f"np.dot({a}, {b}, {e.array(n)})  # BLAS gemm; a transposed operand is an F-order view"]
 
 
-def _reduce_parts(e, n):
-    g = e.g
-    x = g.operands(n)[0]
-    attrs = g.node(n)["attrs"]
-    axes = tuple(sorted(attrs["axes"]))
-    return g, x, g.shape(x), axes, attrs.get("keepdims", False)
-
-
-def _out_index(xvars, axes, keepdims):
-    parts = ["0" if k in axes else v for k, v in enumerate(xvars)] if keepdims else \
-        [v for k, v in enumerate(xvars) if k not in axes]
-    return ", ".join(parts)
-
-
 def _reduce(e, n, op):
     """sum / max over axes.  Loops run over x in memory order; each output element is
     owned by one iteration of the outer (parallel) loop, so threads never share one."""
-    g, x, xshape, axes, keepdims = _reduce_parts(e, n)
+    g, (x, axes, keepdims) = e.g, reduce_attrs(e.g, n)
+    xshape = g.shape(x)
     dtype, xv = g.dtype(n), loop_vars(e, len(xshape))
     init = lit(0, dtype) if op == "sum" else lit(float("-inf"), dtype)
     read = f"{e.array(x)}[{', '.join(xv)}]" if xshape else e.scalar(x)  # a 0-d x is its own total
@@ -167,7 +154,7 @@ def _reduce(e, n, op):
         # element.  `_blocked` needs a kept axis to split among threads; there is none.
         acc, zeros = e.fresh("acc"), ", ".join("0" for _ in xshape)
         return [*_reduce_to_scalar(e, acc, op, xshape, xv, init, read), IND + f"{e.array(n)}[{zeros}] = {acc}"]
-    out = f"{e.array(n)}[{_out_index(xv, axes, keepdims)}]"
+    out = e.element(n, out_index(xv, axes, keepdims))
     lines = [IND + f"{e.array(n)}.fill({init})"]
     par = e.is_parallel(xshape)
     if par and 0 not in axes:
@@ -254,13 +241,14 @@ def _fiber_kernel(e, n, axes, write, stash=None):
 
 
 def _logsumexp(e, n):
-    g, x, xshape, axes, keepdims = _reduce_parts(e, n)
+    g, (x, axes, keepdims) = e.g, reduce_attrs(e.g, n)
+    xshape = g.shape(x)
     if g.shape(n) == ():
         lines = [IND + "if True:  # one fiber: all of x"]
         inner, _, names = _fiber_lse(e, x, loop_vars(e, len(xshape)), axes, xshape, 2)
         return lines + inner + [IND * 2 + f"{e.name(n)} = {names['lse']}"]
     return _fiber_kernel(e, n, axes, lambda read, loop, depth, xv, names: [
-        IND * depth + f"{e.array(n)}[{_out_index(xv, axes, keepdims)}] = {names['lse']}"])
+        IND * depth + f"{e.element(n, out_index(xv, axes, keepdims))} = {names['lse']}"])
 
 
 def _softmax(e, n, log):
@@ -346,7 +334,7 @@ def _reshape(e, n):
     xv = loop_vars(e, len(g.shape(x)))
     head, depth = nest(e, g.shape(x), xv, ["range"] * len(xv))
     flat, k = e.fresh(out + "_flat"), e.fresh("k")
-    return [IND + f"{flat} = {out}.reshape({size(e, g.shape(n))})", IND + f"{k} = 0", *head,
+    return [IND + f"{flat} = {out}.reshape({e.size(g.shape(n))})", IND + f"{k} = 0", *head,
             IND * depth + f"{flat}[{k}] = {e.array(x)}[{', '.join(xv)}]", IND * depth + f"{k} += 1"]
 
 
@@ -360,16 +348,17 @@ def _broadcast_node(e, n):
 
 
 KERNELS = {
-    "matmul": _matmul,
-    "sum": lambda e, n: _reduce(e, n, "sum"),
-    "max": lambda e, n: _reduce(e, n, "max"),
-    "logsumexp": _logsumexp,
-    "softmax": lambda e, n: _softmax(e, n, log=False),
-    "log_softmax": lambda e, n: _softmax(e, n, log=True),
-    "softmax_cross_entropy": _softmax_cross_entropy,
-    "gather": _gather,
-    "one_hot": _one_hot,
-    "transpose": _transpose,
-    "reshape": _reshape,
-    "broadcast_to": _broadcast_node,
+    "matmul": OpKernel(_matmul, in_loop=_small_matmul_expr),
+    "sum": OpKernel(lambda e, n: _reduce(e, n, "sum")),
+    "max": OpKernel(lambda e, n: _reduce(e, n, "max")),
+    "logsumexp": OpKernel(_logsumexp),
+    "softmax": OpKernel(lambda e, n: _softmax(e, n, log=False)),
+    "log_softmax": OpKernel(lambda e, n: _softmax(e, n, log=True)),
+    "softmax_cross_entropy": OpKernel(_softmax_cross_entropy),
+    "gather": OpKernel(_gather),
+    "one_hot": OpKernel(_one_hot, in_loop=_one_hot_expr),
+    "transpose": OpKernel(_transpose),
+    "reshape": OpKernel(_reshape),
+    "broadcast_to": OpKernel(_broadcast_node),  # in a loop it is a SCALAR statement: the index broadcasts
 }
+IN_LOOP = frozenset(op for op, entry in KERNELS.items() if entry.in_loop)  # what fusion.plan may fuse besides SCALAR

@@ -8,16 +8,17 @@ line is the plainest NumPy spelling of the op.  Identifiers come from
 loader, never printed.
 """
 import functools
-import keyword
 
 import numpy as np
 
 from graphc._version import __version__
-from graphc.backends.common.literals import comment, dtype_name, literal
+from graphc.backends.common.indexing import symbolic_dims
+from graphc.backends.common.operators import FUNCTIONS, function_table, operator_table
+from graphc.backends.common.literals import comment, dtype_name, literal, shape_text
 from graphc.backends.common.names import Scope
+from graphc.backends.common.reference import IMPORT as REF_IMPORT, ref_call
 from graphc.ir.ops.registry import OPS
 from graphc.transform.rewrite import live_nodes
-from graphc.runtime import Compiled, load_source
 
 
 class Spell:
@@ -27,8 +28,7 @@ class Spell:
         self.attrs, self._dim = attrs, dim
 
     def shape(self, shape):
-        parts = [self._dim(d) if isinstance(d, str) else literal(int(d)) for d in shape]
-        return "(" + ", ".join(parts) + ("," if len(parts) == 1 else "") + ")"
+        return shape_text(shape, self._dim)
 
     def lit(self, key):
         """Attr `key` as a literal (the only way an attr should reach the code)."""
@@ -42,31 +42,16 @@ def _kw(name):
     return lambda a, c: f"{name}({a[0]}, axis={c.lit('axes')}, keepdims={c.lit('keepdims')})"
 
 
-# op -> (operand expressions, Spell) -> expression.  Ops missing here call the
-# op table's NumPy reference through `ref`, which is always correct if less pretty.
+# op -> (operand expressions, Spell) -> expression: the python backend's one table.
+# Ops missing here call the op table's NumPy reference through `ref`, which is
+# always correct if less pretty; a user op's spelling is derived (`spelling`).
 TABLE = {
-    "add": lambda a, c: f"{a[0]} + {a[1]}",
-    "sub": lambda a, c: f"{a[0]} - {a[1]}",
-    "mul": lambda a, c: f"{a[0]} * {a[1]}",
-    "div": lambda a, c: f"{a[0]} / {a[1]}",
-    "pow": lambda a, c: f"{a[0]} ** {a[1]}",
-    "neg": lambda a, c: f"-{a[0]}",
-    "exp": lambda a, c: f"np.exp({a[0]})",
-    "log": lambda a, c: f"np.log({a[0]})",
-    "sqrt": lambda a, c: f"np.sqrt({a[0]})",
-    "abs": lambda a, c: f"np.abs({a[0]})",
-    "sign": lambda a, c: f"np.sign({a[0]})",
-    "tanh": lambda a, c: f"np.tanh({a[0]})",
+    **operator_table(parens=False),  # add, sub, mul, div, pow, the comparisons, neg
+    **function_table("np", (*FUNCTIONS, "abs", "sign")),  # exp, log, sqrt, tanh, abs, sign
     "relu": lambda a, c: f"np.maximum({a[0]}, 0)",
     "softplus": lambda a, c: f"np.logaddexp(0, {a[0]})",
     "maximum": lambda a, c: f"np.maximum({a[0]}, {a[1]})",
     "minimum": lambda a, c: f"np.minimum({a[0]}, {a[1]})",
-    "gt": lambda a, c: f"{a[0]} > {a[1]}",
-    "ge": lambda a, c: f"{a[0]} >= {a[1]}",
-    "lt": lambda a, c: f"{a[0]} < {a[1]}",
-    "le": lambda a, c: f"{a[0]} <= {a[1]}",
-    "eq": lambda a, c: f"{a[0]} == {a[1]}",
-    "ne": lambda a, c: f"{a[0]} != {a[1]}",
     "where": lambda a, c: f"np.where({a[0]}, {a[1]}, {a[2]})",
     "cast": lambda a, c: f"np.asarray({a[0]}).astype(np.{dtype_name(c.attrs['dtype'])})",
     "sum": _kw("np.sum"),
@@ -113,21 +98,6 @@ def spelling(op):
     return spell
 
 
-def ref_call(op, args, attrs, dim):
-    """`ref.<op>(args, attr=literal, ...)`: a call of the op table's NumPy reference.
-    `dim(d)` is the variable of a symbolic dim in a shape attr."""
-    fn = f"ref.{op}" if op.isidentifier() and not keyword.iskeyword(op) else f"getattr(ref, {literal(op)})"
-    kwargs = [f"{k}={_attr(v, dim)}" for k, v in sorted(attrs.items())]
-    return f"{fn}({', '.join([*args, *kwargs])})"  # no leading ", " when an op has no operands
-
-
-def _attr(v, dim):
-    """An attr as a literal; a symbolic dim in a shape is its variable."""
-    if isinstance(v, (tuple, list)) and any(isinstance(d, str) for d in v):
-        return Spell({}, dim).shape(v)
-    return literal(v)
-
-
 def inlined(graph, n):
     """Unnamed scalar constants are written into the expressions that use them."""
     data = graph.node(n)
@@ -145,7 +115,8 @@ class Emitter:
         self.leaves = sorted(graph.nodes_with_op("input", "param"))
         for n in self.leaves:
             self.name(n)
-        for d in self._dims():
+        self.dims = symbolic_dims(graph, self.leaves)
+        for d, _, _ in self.dims:
             self.dim(d)
         for n in graph.toposort():
             self.name(n)
@@ -155,12 +126,6 @@ class Emitter:
 
     def dim(self, d):
         return self.scope.bind(("dim", d), d)
-
-    def _dims(self):
-        seen = []
-        for n in self.leaves:
-            seen += [d for d in self.g.shape(n) if isinstance(d, str) and d not in seen]
-        return seen
 
     def const(self, n):
         value = np.asarray(self.g.node(n)["attrs"]["value"])
@@ -189,9 +154,8 @@ class Emitter:
     def body(self):
         g = self.g
         lines = []
-        for d in self._dims():  # each symbolic dim from the first input that carries it
-            n = next(n for n in self.leaves if d in g.shape(n))
-            lines.append(f"    {self.dim(d)} = {self.name(n)}.shape[{g.shape(n).index(d)}]")
+        for d, n, axis in self.dims:  # each symbolic dim from the first input that carries it
+            lines.append(f"    {self.dim(d)} = {self.name(n)}.shape[{axis}]")
         live = live_nodes(g, [*self.outputs.values(), *g.updates.values()])
         phase = None
         for n in g.toposort():
@@ -230,7 +194,7 @@ class Emitter:
             '"""',
             "import numpy as np",
             "",
-            "from graphc.backends.python import pyref as ref",
+            REF_IMPORT,
             "",
             f"GRAPH = {literal(g.name)}",
             f"INPUTS = {literal(tuple(g.name_of(n) for n in self.leaves))}",
@@ -253,14 +217,3 @@ def emit_module(graph, outputs=None):
 def emit(graph, outputs=None):
     """Return the module source for `graph`, computing `outputs` (all by default)."""
     return emit_module(graph, outputs)[0]
-
-
-class PythonCompiled(Compiled):
-    def _run(self, args, dims):
-        return self.module.run(*args)
-
-
-def build(graph, outputs=None):
-    """Emit, load from the cache directory, and wrap: the python backend's compile."""
-    source, constants = emit_module(graph, outputs)
-    return PythonCompiled(graph, source, load_source(source, "python", constants), "python")
