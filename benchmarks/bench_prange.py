@@ -1,7 +1,7 @@
 """Where does prange start to pay?  A fused elementwise loop, serial vs prange.
 
 graphc's numba backend runs a loop under prange only when it has at least
-PARALLEL_MIN_ELEMENTS elements (graphc/codegen/numba_cpu.py).  This measures
+PARALLEL_MIN_ELEMENTS elements (graphc/backends/numba_cpu/emit.py).  This measures
 the crossover on this machine with the threading layer graphc selects
 (workqueue), in float32: median of interleaved rounds.
 
