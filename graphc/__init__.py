@@ -27,7 +27,10 @@ from graphc.runtime import Compiled
 from graphc.backends import compile
 from graphc import dsl  # noqa: F401  (the old-path shim: gc.dsl.constant(...) works as in 0.1)
 from graphc._version import __version__  # noqa: F401  (a leaf module: any layer may read it)
+from graphc import _old_paths
 from graphc import dsl  # noqa: F401  (gc.dsl.Param, as before the layout)
+
+_old_paths.install()  # graphc.verify, graphc.graphfile, ... (the 0.1 layout's paths) still import
 
 
 def _graph_mimebundle(graph):

@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 BASE = {"errors", "_version"}
 LAYERS = {
-    "api": {"__init__", "__main__", "dsl", "render", "backprop_table", "codegen"},  # public API and old-path shims
+    "api": {"__init__", "__main__", "dsl", "render", "_old_paths"},  # the public API and the 0.1 paths
     "_version": set(),
     "errors": set(),
     "ir": BASE,
