@@ -67,7 +67,12 @@ def label_outside(bound):
 
 def label_range_message(graph_name, op, node_name, bound):
     """The one message every backend and the interpreter give for a bad label."""
-    return f"graph {graph_name!r}: {op} '{node_name}': {label_outside(bound)}"
+    return f"graph {graph_name!r}: {label_at(op, node_name, bound)}"
+
+
+def label_at(op, node_name, bound):
+    """The message's node part: compiled kernels carry it, the host adds the graph."""
+    return f"{op} '{node_name}': {label_outside(bound)}"
 
 
 def where(node_name, op, detail):

@@ -32,7 +32,7 @@ from graphc.backends.common.literals import comment, dtype_name, literal, shape_
 from graphc.backends.common.names import Scope
 from graphc.backends.common.scalar import Ctx, lit
 from graphc.backends.cuda import kernels as K
-from graphc.errors import GraphcError
+from graphc.errors import GraphcError, label_at
 
 GPU_OPTIONS = {"threads": 128, "tile": 16, "max_blocks": 4096, "tree_min": 32}
 SIM_OPTIONS = {"threads": 4, "tile": 4, "max_blocks": 2, "tree_min": 32}
@@ -177,7 +177,7 @@ class Emitter:
             x, labels = g.operands(n)
             bound = g.shape(x)[1]
             source = g.name_of(labels) if g.op(labels) in ("input", "param") else None
-            self.checks.append((source, bound, f"{g.op(n)} '{g.name_of(n)}': a label is outside [0, {bound})"))
+            self.checks.append((source, bound, label_at(g.op(n), g.name_of(n), bound)))
             self.check_code[n] = len(self.checks)
         return self.check_code[n]
 

@@ -14,7 +14,7 @@ from typing import Callable, NamedTuple
 from graphc.backends.common.indexing import out_index, reduce_attrs
 from graphc.backends.common.literals import comment, literal
 from graphc.backends.common.scalar import lit, scalar_expr
-from graphc.errors import GraphcError
+from graphc.errors import GraphcError, label_at
 
 IND = "    "
 BLOCK = 64  # outputs per thread block when a reduction runs across axis 0
@@ -269,7 +269,7 @@ def _normalize(e, out, loop, depth, xv, dtype, names):
 
 def _label_check(e, n, labels, bound):
     r = e.fresh("r")
-    message = literal(f"{e.where(n)}: a label is outside [0, {bound})")
+    message = literal(label_at(e.g.op(n), e.g.name_of(n), bound))
     return [IND + f"for {r} in range({labels}.shape[0]):",
             IND * 2 + f"if {labels}[{r}] < 0 or {labels}[{r}] >= {e.dim(bound)}:",
             IND * 3 + f"raise ValueError({message})"]
