@@ -117,8 +117,12 @@ def _on_cluster(client, build, listed, X, y, fit_args, directory, cache_dir, cal
     from distributed import as_completed
     from tqdm.auto import tqdm
     data = client.scatter([X, y], broadcast=True, hash=False)  # every worker gets the data once
+    cost = [_estimated_steps(t, fit_args, len(X)) for t in listed]
+    # Longest first (Dask runs higher priority first): a long trial started last would leave the other
+    # workers idle at the end.  Ties keep trial order.
     futures = {client.submit(run_trial, build, t, i, data[0], data[1], fit_args, str(directory), cache_dir,
-                             callback, key=f"graphc-trial-{i}-{os.getpid()}-{time.time_ns()}", pure=False): i
+                             callback, key=f"graphc-trial-{i}-{os.getpid()}-{time.time_ns()}", pure=False,
+                             priority=cost[i]): i
                for i, t in enumerate(listed)}
     rows = {}
     bar = tqdm(total=len(listed), unit="trial", disable=None if progress is None else not progress)
@@ -133,6 +137,16 @@ def _on_cluster(client, build, listed, X, y, fit_args, directory, cache_dir, cal
         bar.update(1)
     bar.close()
     return [rows[i] for i in range(len(listed))]
+
+
+def _estimated_steps(trial, fit_args, n):
+    """A trial's cost in optimizer steps, epochs x batches, from what is known before it runs."""
+    args = {**fit_args, **{k: trial[k] for k in FIT_KEYS if k in trial}}
+    try:
+        epochs, batch = int(args.get("epochs", 1)), int(args.get("batch_size") or n or 1)
+        return max(epochs, 0) * -(-max(n, 1) // max(batch, 1))
+    except (TypeError, ValueError):  # a bad value: the trial itself will fail and say why
+        return 0
 
 
 def as_table(rows):
