@@ -117,33 +117,39 @@ def mnist_model():
     return Model(layers, input_shape=(spec.layers[0],), loss="cross_entropy", dtype="float32", name="mnist_mlp")
 
 
-def bench_dp(client, n, batch, quick):
+def bench_dp(client, n, batch, repeat):
+    """Each configuration `repeat` times, interleaved; the fastest run of each is kept (a shared machine
+    only ever slows a run down)."""
     rng = np.random.default_rng(1)
     X = rng.standard_normal((n, 784), dtype=np.float32)
     y = rng.integers(0, 10, n).astype(np.int64)
     addresses = sorted(client.scheduler_info(n_workers=-1)["workers"])
     cache = os.environ["GRAPHC_CACHE_DIR"]
-    out = {}
-    for label, workers, sync in (("1 worker", addresses[:1], 1), ("2 workers", addresses, 1),
-                                 ("2 workers, local SGD H=4", addresses, 4)):
+    configs = (("1 worker", addresses[:1], 1), ("2 workers", addresses, 1), ("2 workers, local SGD H=4", addresses, 4))
+    for _, workers, sync in configs:
         warm = gd.DataParallelTrainer(client, mnist_model(), SGD(lr=0.01), workers=workers, cache_dir=cache,
                                       sync_every=sync)
         warm.fit(X[:2 * batch], y[:2 * batch], epochs=1, batch_size=batch)  # compile, untimed
-        dp = gd.DataParallelTrainer(client, mnist_model(), SGD(lr=0.01), workers=workers, cache_dir=cache,
-                                    sync_every=sync)
-        t0 = time.perf_counter()
-        dp.fit(X, y, epochs=1, batch_size=batch)
-        total = time.perf_counter() - t0
-        t = dp.timing
-        steps = t["steps"]
-        out[label] = {"total_s": total, "samples_s": n / t["step_s"], "step_ms": 1e3 * t["step_s"] / steps,
-                      "worker_ms": 1e3 * t["worker_s"] / steps,
-                      "worker_cpu_ms": 1e3 * t["worker_cpu_s"] / steps,
-                      "exchange_ms": 1e3 * t["exchange_s"] / steps, "update_ms": 1e3 * t["update_s"] / steps,
-                      "overhead_ms": 1e3 * (t["step_s"] - t["worker_s"]) / steps,
-                      "mb_per_step": t["bytes"] / steps / 1e6, "loss": dp.history["loss"][-1],
-                      "steps": steps, "trips": t["round_trips"]}
+    out = {}
+    for _ in range(repeat):
+        for label, workers, sync in configs:
+            dp = gd.DataParallelTrainer(client, mnist_model(), SGD(lr=0.01), workers=workers, cache_dir=cache,
+                                        sync_every=sync)
+            dp.fit(X, y, epochs=1, batch_size=batch)
+            r = dp_figures(dp.timing, n, dp.history["loss"][-1])
+            if label not in out or r["samples_s"] > out[label]["samples_s"]:
+                out[label] = r
     return out
+
+
+def dp_figures(t, n, loss):
+    steps = t["steps"]
+    return {"samples_s": n / t["step_s"], "step_ms": 1e3 * t["step_s"] / steps,
+            "worker_ms": 1e3 * t["worker_s"] / steps, "worker_cpu_ms": 1e3 * t["worker_cpu_s"] / steps,
+            "process_cpu_ms": 1e3 * t["worker_process_cpu_s"] / steps,
+            "exchange_ms": 1e3 * t["exchange_s"] / steps, "update_ms": 1e3 * t["update_s"] / steps,
+            "overhead_ms": 1e3 * (t["step_s"] - t["worker_s"]) / steps,
+            "mb_per_step": t["bytes"] / steps / 1e6, "loss": loss, "steps": steps, "trips": t["round_trips"]}
 
 
 def main():
@@ -151,6 +157,7 @@ def main():
     ap.add_argument("--quick", action="store_true", help="tiny sizes, to check that the script runs")
     ap.add_argument("--batch", type=int, default=1024, help="data-parallel global batch (default 1024)")
     ap.add_argument("--part", choices=["sweep", "dp", "both"], default="both")
+    ap.add_argument("--repeat", type=int, default=3, help="data-parallel runs per configuration; the best is kept")
     args = ap.parse_args()
     from distributed import Client, LocalCluster
     scratch = Path(tempfile.mkdtemp(prefix="graphc_bench_dist_"))
@@ -171,16 +178,17 @@ def main():
                   f"{s['per_worker']} | {s['busiest_s']:.2f} s | {s['same']} | {s['new_modules']} (kernels were warmed) |\n")
         if args.part in ("dp", "both"):
             n = 4096 if args.quick else 60000
-            d = bench_dp(client, n, 256 if args.quick else args.batch, args.quick)
+            d = bench_dp(client, n, 256 if args.quick else args.batch, 1 if args.quick else args.repeat)
             base = d["1 worker"]["samples_s"]
             print(f"| data-parallel, {n} samples, batch {256 if args.quick else args.batch} | samples/s | vs 1 worker | "
                   "ms per step | worker compute ms (CPU ms) | exchange ms | update ms | overhead ms per step | "
-                  "MB over the network per step | steps | round trips to the client | loss after 1 epoch |")
-            print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+                  "MB over the network per step | worker process CPU ms per step | steps | round trips to the client | "
+                  "loss after 1 epoch |")
+            print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
             for label, r in d.items():
                 print(f"| {label} | {r['samples_s']:.0f} | {r['samples_s'] / base:.2f}x | {r['step_ms']:.1f} | "
                       f"{r['worker_ms']:.1f} ({r['worker_cpu_ms']:.1f}) | {r['exchange_ms']:.1f} | {r['update_ms']:.2f} | "
-                      f"{r['overhead_ms']:.1f} | {r['mb_per_step']:.1f} | {r['steps']} | {r['trips']} | {r['loss']:.4f} |")
+                      f"{r['overhead_ms']:.1f} | {r['mb_per_step']:.1f} | {r['process_cpu_ms']:.1f} | {r['steps']} | {r['trips']} | {r['loss']:.4f} |")
         print(f"\nload average {os.getloadavg()[0]:.1f} at end")
     finally:
         client.close()

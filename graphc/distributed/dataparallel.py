@@ -42,7 +42,6 @@ from graphc.train.history import History
 from graphc.train.step import Step
 
 START_TIMEOUT_S = 900  # seconds for a worker to receive its shard and build its gradient program
-POLL_S = 0.002  # how often the client looks at the epoch calls (once per epoch: cheap)
 
 
 class DistributedError(GraphcError):
@@ -71,7 +70,8 @@ class DataParallelTrainer(Trainer):
         self.history, self.epoch, self.early_stopping = History(), 0, None
         self._noise = model.noise
         self.graph_hash = content_hash(model.graph(True).to_text(), self.step.graph.to_text())
-        self.timing = {"steps": 0, "step_s": 0.0, "worker_s": 0.0, "worker_cpu_s": 0.0, "exchange_s": 0.0,
+        self.timing = {"steps": 0, "step_s": 0.0, "worker_s": 0.0, "worker_cpu_s": 0.0, "worker_process_cpu_s": 0.0,
+                       "exchange_s": 0.0,
                        "update_s": 0.0, "bytes": 0, "round_trips": 0, "drift": 0}
         self._actors, self._pending = [], []
 
@@ -205,7 +205,7 @@ class DataParallelTrainer(Trainer):
         t["steps"] += done
         t["step_s"] += time.perf_counter() - start
         for key, source in (("worker_s", "compute_s"), ("worker_cpu_s", "cpu_s"), ("exchange_s", "wait_s"),
-                            ("update_s", "update_s")):
+                            ("update_s", "update_s"), ("worker_process_cpu_s", "process_cpu_s")):
             t[key] += max(r["timing"][source] for r in results)
         t["bytes"] += sum(r["timing"]["sent_bytes"] for r in results)
         for total, loss, correct in lead["rows"]:
@@ -222,23 +222,20 @@ class DataParallelTrainer(Trainer):
     def _epoch_results(self, calls, first, n_batches):
         """Every worker's epoch result; on the first failure, stop the others and name the lost worker."""
         what = f"training epoch {self.epoch + 1} (steps {first + 1} to {first + n_batches})"
-        pending = dict(enumerate(calls))
-        while pending:
-            failed = [i for i, (_, call) in pending.items() if call.done() and _failed(call)]
-            if failed:
-                self._abort(pending, calls[failed[0]][0])
-                lost = [a for a, call in calls if _failed(call, OSError)]
-                broken = [a for a, call in calls if _failed(call) and not _failed(call, ExchangeAborted)]
-                address = (lost or broken or [calls[failed[0]][0]])[0]
-                try:
-                    self._wait(address, dict(calls)[address].result, what)
-                except DistributedError:
-                    raise
-                except GraphcError as err:  # raised by the worker's own code (e.g. a peer it could not reach)
-                    raise DistributedError(f"worker {address} failed while {what}: {err}") from None
-            for i in [i for i, (_, call) in pending.items() if call.done()]:
-                del pending[i]
-            time.sleep(POLL_S if pending else 0)
+        self.client.sync(_until_all_done_or_one_failed, [call for _, call in calls])
+        pending = {i: c for i, c in enumerate(calls) if not c[1].done()}
+        failed = [i for i, (_, call) in enumerate(calls) if call.done() and _failed(call)]
+        if failed:
+            self._abort(pending, calls[failed[0]][0])
+            lost = [a for a, call in calls if call.done() and _failed(call, OSError)]
+            broken = [a for a, call in calls if call.done() and _failed(call) and not _failed(call, ExchangeAborted)]
+            address = (lost or broken or [calls[failed[0]][0]])[0]
+            try:
+                self._wait(address, dict(calls)[address].result, what)
+            except DistributedError:
+                raise
+            except GraphcError as err:  # raised by the worker's own code (e.g. a peer it could not reach)
+                raise DistributedError(f"worker {address} failed while {what}: {err}") from None
         return [call.result() for _, call in calls]
 
     def _abort(self, pending, culprit):
@@ -299,6 +296,21 @@ class DataParallelTrainer(Trainer):
         self.history.append(metrics)
         self.optimizer.epoch_end(self.epoch, metrics)
         return False
+
+
+async def _until_all_done_or_one_failed(calls):
+    """Runs on the client's event loop: returns when every actor call is done, or one has failed."""
+    import asyncio
+
+    async def outcome(call):
+        await call
+    tasks = [asyncio.ensure_future(outcome(call)) for call in calls]
+    await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+    for task in tasks:
+        if task.done():
+            task.exception()  # retrieved: the error is read again from the call itself
+        else:
+            task.cancel()
 
 
 def _failed(call, kind=Exception):

@@ -130,7 +130,7 @@ class ShardWorker:
         self.update.compiled.hold(state)
         self.update.steps = steps
         self.optimizer.load_state_dict(optimizer_state)
-        rows, stopped = [], None
+        rows, stopped, process_cpu = [], None, time.process_time()
         timing = {"compute_s": 0.0, "cpu_s": 0.0, "wait_s": 0.0, "update_s": 0.0, "sent_bytes": 0}
         for b in range(n_batches):
             row = self._sync_step(epoch, b, timing)
@@ -139,6 +139,7 @@ class ShardWorker:
                 break
             rows.append(row)
         held = self.update.params
+        timing["process_cpu_s"] = time.process_time() - process_cpu  # all threads: sending, receiving too
         return {"rows": rows, "stopped": stopped, "steps": self.update.steps, "timing": timing,
                 "digest": digest(held), "state": {k: np.array(v) for k, v in held.items()} if self.index == 0 else None}
 
