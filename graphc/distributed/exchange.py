@@ -93,10 +93,13 @@ def weighted_mean(messages):
     if len(live) == 1:  # one shard (or one with rows): g * 1.0 == g exactly, so skip the copy
         n, loss, correct, g = live[0]
         return total, loss, None if correct is None else n * correct, g
-    acc = None
-    for n, _, _, g in live:
-        term = g * (n / total)
-        acc = term if acc is None else acc + term
+    acc = term = None
+    for n, _, _, g in live:  # in place: the same operations, and so the same bits, as acc + g * w
+        if acc is None:
+            acc = np.multiply(g, n / total)
+        else:
+            term = np.multiply(g, n / total, out=term)
+            np.add(acc, term, out=acc)
     loss = sum(m[0] * m[1] for m in live) / total
     correct = None if live[0][2] is None else sum(m[0] * m[2] for m in live)
     return total, loss, correct, acc

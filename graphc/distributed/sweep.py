@@ -118,11 +118,13 @@ def _on_cluster(client, build, listed, X, y, fit_args, directory, cache_dir, cal
     from tqdm.auto import tqdm
     data = client.scatter([X, y], broadcast=True, hash=False)  # every worker gets the data once
     cost = [_estimated_steps(t, fit_args, len(X)) for t in listed]
-    # Longest first (Dask runs higher priority first): a long trial started last would leave the other
-    # workers idle at the end.  Ties keep trial order.
+    placed = _placement(cost, sorted(client.scheduler_info(n_workers=-1)["workers"]))
+    # Each trial is placed up front, longest first on the least loaded worker, and runs longest first
+    # (priority): left to itself, Dask placed 5 of 8 equal short trials on one of 2 workers.  The
+    # placement is loose (allow_other_workers): a lost worker's trials move, and idle workers still steal.
     futures = {client.submit(run_trial, build, t, i, data[0], data[1], fit_args, str(directory), cache_dir,
                              callback, key=f"graphc-trial-{i}-{os.getpid()}-{time.time_ns()}", pure=False,
-                             priority=cost[i]): i
+                             priority=cost[i], workers=placed[i], allow_other_workers=True): i
                for i, t in enumerate(listed)}
     rows = {}
     bar = tqdm(total=len(listed), unit="trial", disable=None if progress is None else not progress)
@@ -147,6 +149,19 @@ def _estimated_steps(trial, fit_args, n):
         return max(epochs, 0) * -(-max(n, 1) // max(batch, 1))
     except (TypeError, ValueError):  # a bad value: the trial itself will fail and say why
         return 0
+
+
+def _placement(cost, workers):
+    """For each trial, [the worker] that longest-processing-time-first list scheduling gives it (None: no workers)."""
+    if not workers:
+        return [None] * len(cost)
+    load = {w: 0 for w in workers}
+    placed = [None] * len(cost)
+    for i in sorted(range(len(cost)), key=lambda i: -cost[i]):  # stable: equal trials alternate in trial order
+        w = min(workers, key=load.__getitem__)
+        placed[i] = [w]
+        load[w] += max(cost[i], 1)
+    return placed
 
 
 def as_table(rows):

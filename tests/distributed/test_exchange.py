@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from graphc.distributed.exchange import ExchangeAborted, Inbox, flatten, unflatten, weighted_mean
-from graphc.distributed.sweep import _estimated_steps
+from graphc.distributed.sweep import _estimated_steps, _placement
 from graphc.errors import GraphcError
 
 
@@ -67,3 +67,10 @@ def test_inbox_names_a_silent_peer_after_its_timeout():
                                              ({"batch_size": "big"}, 0)])
 def test_sweep_orders_trials_by_their_step_count(trial, expected):
     assert _estimated_steps(trial, {"epochs": 10, "batch_size": 25}, 90) == expected
+
+
+def test_sweep_places_longest_trials_first_on_the_least_loaded_worker():
+    assert _placement([5, 5, 5, 5, 5, 5, 5, 5], ["a", "b"]) == [["a"], ["b"]] * 4  # 4 and 4, not 5 and 3
+    assert _placement([1, 9, 4, 4], ["a", "b"]) == [["b"], ["a"], ["b"], ["b"]]  # 9 | 4 + 4 + 1
+    assert _placement([0, 0, 0], ["a", "b"]) == [["a"], ["b"], ["a"]]  # unknown cost counts as 1
+    assert _placement([3], []) == [None]
