@@ -4,15 +4,20 @@
     python benchmarks/bench_distributed.py --quick    # tiny sizes: checks the script runs
 
 (a) 8 trials (an lr grid) on 2 single-threaded Dask workers, against the same
-    8 trials one after another in this single-threaded process.  Kernels are
-    compiled first (untimed) into one shared cache on both sides, so the ratio
-    is training time; the compile-once-per-worker count is reported too.
+    8 trials one after another in this single-threaded process, and against the
+    same 8 split 4 and 4 over two plain warm processes without Dask (the
+    machine's own ceiling).  Kernels are compiled first (untimed) into one
+    shared cache on every side, so the ratio is training time; the trials per
+    worker and the compile-once-per-worker count are reported too.
 (b) data-parallel fit of the mnist-like MLP (benchmarks/workloads.py: 784-512-
     256-10, float32) on 60,000 random samples, 1 epoch, 2 workers against 1:
-    samples/s, and the Dask overhead per step (step time on the client minus
-    the slowest worker's compute time).  Local SGD (sync every 4 steps) is
-    measured beside it.
+    samples/s, and per step: the slowest worker's compute (wall, thread CPU),
+    the gradient exchange between the workers, the update, the overhead (step
+    time minus compute) and the worker process's CPU time (all its threads).
+    Local SGD (sync every 4 steps) is measured beside it.
 
+Each configuration runs --repeat times, interleaved, and the fastest run is
+kept: on a shared machine interference only ever slows a run down.
 Every process runs one thread (OMP/OPENBLAS/MKL/NUMBA threads = 1).  The
 machine may be shared; rerun when it is quiet for numbers worth quoting.
 """
