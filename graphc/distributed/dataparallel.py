@@ -70,9 +70,12 @@ class DataParallelTrainer(Trainer):
         self.history, self.epoch, self.early_stopping = History(), 0, None
         self._noise = model.noise
         self.graph_hash = content_hash(model.graph(True).to_text(), self.step.graph.to_text())
-        self.timing = {"steps": 0, "step_s": 0.0, "worker_s": 0.0, "worker_cpu_s": 0.0, "worker_process_cpu_s": 0.0,
-                       "exchange_s": 0.0,
-                       "update_s": 0.0, "bytes": 0, "round_trips": 0, "drift": 0}
+        # steps: optimizer steps; round_trips: calls to the workers (one per epoch, or per H steps in
+        # local SGD); worker_*: the slowest worker's compute (wall, thread CPU, whole-process CPU);
+        # exchange_s: waiting for and averaging the other workers' gradients; bytes: sent between
+        # workers (through the client in local SGD); drift: epochs whose workers' states differed.
+        self.timing = {"steps": 0, "round_trips": 0, "step_s": 0.0, "worker_s": 0.0, "worker_cpu_s": 0.0,
+                       "worker_process_cpu_s": 0.0, "exchange_s": 0.0, "update_s": 0.0, "bytes": 0, "drift": 0}
         self._actors, self._pending = [], []
 
     # ----- the cluster side -------------------------------------------------------------
