@@ -1,16 +1,19 @@
 """Data-parallel training on a dask.distributed cluster.
 
-Design (one round trip per step): the client holds the parameters and the
-optimizer (a compiled update step); each worker holds one shard in a Dask
-actor (`ShardWorker`).  Each step the client calls every actor with the
-current parameters; each returns its shard's gradient from the compiled
-forward+backward program; the client averages them weighted by rows, in
-worker order, and applies the optimizer's update once.  The update therefore
-cannot drift between workers, the optimizer state exists once (so checkpoints
-are `Trainer.save` checkpoints), and a step costs one client<->worker round
-trip carrying 2 x (parameter bytes) per worker.  An all-reduce among workers
-would also need a round trip per step for Dask's scheduler to be involved,
-and would make the client's copy a second truth.
+Design (no client in the data path): each worker holds one shard and a copy
+of the training state in a Dask actor (`ShardWorker`).  Once per epoch the
+client sends every actor the state (parameters, optimizer slots, step count,
+optimizer host state) and asks it to run the epoch.  Every step, each worker
+computes its shard's gradient with the compiled forward+backward program and
+sends it, as one contiguous buffer, straight to the other workers' actors
+(graphc.distributed.exchange); each worker averages the k gradients weighted
+by rows in worker order and applies the same compiled optimizer update.  So
+the parameters are never broadcast per step, the update is identical on every
+worker (a digest of the state is compared at each epoch end, and the client
+re-sends its copy at each epoch start), and a step moves (k-1) gradient
+buffers out of and into each worker: one hop, no scheduler, no client.  At
+the end of the epoch worker 0 returns its state, so checkpoints are ordinary
+`Trainer.save` checkpoints.
 
 Local SGD (`sync_every=H`): each worker takes H optimizer steps on its own
 batches from the averaged parameters, then the client averages the returned
@@ -19,9 +22,10 @@ single-process training (each worker follows its own gradient for H steps,
 and each keeps its own optimizer slots, which are not checkpointed).
 
 A worker lost mid-run stops training with a DistributedError that names it;
-the last checkpoint stays, and `fit(..., resume=True)` continues from it on
-the workers that are left (the shards are laid out again).  Gradients are
-never averaged over fewer shards than the step needs.
+the trainer keeps the state of the last finished epoch (the last checkpoint
+stays), and `fit(..., resume=True)` continues from it on the workers that are
+left (the shards are laid out again).  Gradients are never averaged over
+fewer shards than the step needs.
 """
 import math
 import os
@@ -29,41 +33,19 @@ import time
 
 import numpy as np
 
-from graphc.frontend import dsl as F
 from graphc.errors import GraphcError, NumericError
-from graphc.ir.graph import Graph
-from graphc.distributed.shards import ShardWorker, layout
+from graphc.distributed.exchange import ExchangeAborted
+from graphc.distributed.shards import ShardWorker, layout, update_graph
 from graphc.runtime import content_hash
 from graphc.train.fit import Trainer, _check_fit_args, _progress
 from graphc.train.history import History
 from graphc.train.step import Step
 
 START_TIMEOUT_S = 900  # seconds for a worker to receive its shard and build its gradient program
-GRAD_PREFIX = "grad."  # input grad.<param>: the averaged gradient of <param>
 
 
 class DistributedError(GraphcError):
     """A distributed run could not go on: a worker was lost or failed."""
-
-
-def update_graph(model):
-    """A graph whose loss sum(p * G) has gradient G for each trainable p (exactly:
-    the backward pass multiplies G by ones), so `Step` on it applies the
-    optimizer to a gradient fed in as input `grad/<param>`."""
-    graph = Graph(f"{model.name}_dp_update")
-    total = None
-    clash = [n for n in model.trainable() if GRAD_PREFIX + n in model.params]
-    if clash:
-        raise GraphcError(f"distributed fit: parameter names {clash} clash with gradient inputs {GRAD_PREFIX}<param>; "
-                          "rename the layer")
-    for name in model.trainable():
-        spec = model.params[name]
-        p = F.Value(graph, graph.add("param", [], {"shape": spec.shape, "dtype": model.dtype}, name=name))
-        g = F.Value(graph, graph.add("input", [], {"shape": spec.shape, "dtype": model.dtype}, name=GRAD_PREFIX + name))
-        term = F.sum(p * g)
-        total = term if total is None else total + term
-    graph.set_output(total.node, "loss")
-    return graph.validate()
 
 
 class DataParallelTrainer(Trainer):
@@ -88,7 +70,12 @@ class DataParallelTrainer(Trainer):
         self.history, self.epoch, self.early_stopping = History(), 0, None
         self._noise = model.noise
         self.graph_hash = content_hash(model.graph(True).to_text(), self.step.graph.to_text())
-        self.timing = {"steps": 0, "step_s": 0.0, "worker_s": 0.0, "worker_cpu_s": 0.0, "update_s": 0.0, "bytes": 0}
+        # steps: optimizer steps; round_trips: calls to the workers (one per epoch, or per H steps in
+        # local SGD); worker_*: the slowest worker's compute (wall, thread CPU, whole-process CPU);
+        # exchange_s: waiting for and averaging the other workers' gradients; bytes: sent between
+        # workers (through the client in local SGD); drift: epochs whose workers' states differed.
+        self.timing = {"steps": 0, "round_trips": 0, "step_s": 0.0, "worker_s": 0.0, "worker_cpu_s": 0.0,
+                       "worker_process_cpu_s": 0.0, "exchange_s": 0.0, "update_s": 0.0, "bytes": 0, "drift": 0}
         self._actors, self._pending = [], []
 
     # ----- the cluster side -------------------------------------------------------------
@@ -112,6 +99,9 @@ class DataParallelTrainer(Trainer):
             actor._future = None
             actors.append(actor)
         self._actors = list(zip(addresses, actors, futures))
+        if self.sync_every == 1 and len(actors) > 1:
+            calls = [(address, actor.connect(actors)) for address, actor, _ in self._actors]
+            self._gather(calls, "connecting to the other workers")
         return counts
 
     def _addresses(self):
@@ -185,12 +175,11 @@ class DataParallelTrainer(Trainer):
         return self.history
 
     def _epoch(self, counts, val):
-        batches = range(len(counts))
         sums = {"n": 0.0, "loss": 0.0}
         if self.sync_every == 1:
-            for b in batches:
-                self._sync_step(counts, b, sums)
+            self._sync_epoch(len(counts), sums)
         else:
+            batches = range(len(counts))
             for first in range(0, len(counts), self.sync_every):
                 self._local_round(list(batches[first:first + self.sync_every]), sums)
         metrics = {"loss": sums["loss"] / sums["n"]}
@@ -201,37 +190,72 @@ class DataParallelTrainer(Trainer):
         metrics["lr"] = float(self.optimizer.values(max(self.step.steps - 1, 0)).get("lr", math.nan))
         return metrics
 
-    def _trainable(self):
-        held = self.step.params
-        return {name: held[name] for name in self.model.trainable()}
-
-    def _sync_step(self, counts, b, sums):
-        start = time.perf_counter()
-        params = self._trainable()
-        calls = [(address, actor.gradients(params, self.epoch, b))
-                 for (address, actor, _), n in zip(self._actors, counts[b]) if n]
-        results = self._gather(calls, f"computing the gradient for step {self.step.steps + 1} "
-                                      f"(epoch {self.epoch + 1}, batch {b + 1})")
-        total = sum(r[0] for r in results)
-        loss = sum(r[0] * r[1] for r in results) / total
-        if not math.isfinite(loss):
+    def _sync_epoch(self, n_batches, sums):
+        """One epoch on the workers (they exchange gradients among themselves every step)."""
+        start, first = time.perf_counter(), self.step.steps
+        state = {k: np.array(v) for k, v in self.step.params.items()}
+        opt_state = self.optimizer.state_dict()
+        calls = [(address, actor.run_epoch(state, first, opt_state, self.epoch, n_batches))
+                 for address, actor, _ in self._actors]
+        results = self._epoch_results(calls, first, n_batches)
+        lead = results[0]
+        self.step.compiled.hold(lead["state"])
+        self.step.steps = lead["steps"]
+        t = self.timing
+        t["round_trips"] += 1
+        t["drift"] += len({r["digest"] for r in results}) > 1  # re-synced from worker 0 at the next epoch
+        done = len(lead["rows"])
+        t["steps"] += done
+        t["step_s"] += time.perf_counter() - start
+        for key, source in (("worker_s", "compute_s"), ("worker_cpu_s", "cpu_s"), ("exchange_s", "wait_s"),
+                            ("update_s", "update_s"), ("worker_process_cpu_s", "process_cpu_s")):
+            t[key] += max(r["timing"][source] for r in results)
+        t["bytes"] += sum(r["timing"]["sent_bytes"] for r in results)
+        for total, loss, correct in lead["rows"]:
+            sums["n"] += total
+            sums["loss"] += loss * total
+            if correct is not None:
+                sums["accuracy"] = sums.get("accuracy", 0.0) + correct
+        if lead["stopped"] is not None:
+            b, loss = lead["stopped"]
             raise NumericError(f"training stopped: the loss became {loss} at step {self.step.steps + 1} "
                                f"(epoch {self.epoch + 1}, batch {b + 1}); the parameters are those from before "
                                "that step; lower the learning rate or check the data.")
-        averaged = {}
-        for name in params:
-            acc = None
-            for n, _, _, grads, *_ in results:  # worker order: the same sum every run
-                term = grads[name] * (n / total)
-                acc = term if acc is None else acc + term
-            averaged[GRAD_PREFIX + name] = acc
-        tick = time.perf_counter()
-        self.step(averaged)
-        self._count(start, tick, results, params)
-        sums["n"] += total
-        sums["loss"] += loss * total
-        if results[0][2] is not None:
-            sums["accuracy"] = sums.get("accuracy", 0.0) + sum(r[0] * r[2] for r in results)
+
+    def _epoch_results(self, calls, first, n_batches):
+        """Every worker's epoch result; on the first failure, stop the others and name the lost worker."""
+        what = f"training epoch {self.epoch + 1} (steps {first + 1} to {first + n_batches})"
+        self.client.sync(_until_all_done_or_one_failed, [call for _, call in calls])
+        pending = {i: c for i, c in enumerate(calls) if not c[1].done()}
+        failed = [i for i, (_, call) in enumerate(calls) if call.done() and _failed(call)]
+        if failed:
+            self._abort(pending, calls[failed[0]][0])
+            lost = [a for a, call in calls if call.done() and _failed(call, OSError)]
+            broken = [a for a, call in calls if call.done() and _failed(call) and not _failed(call, ExchangeAborted)]
+            address = (lost or broken or [calls[failed[0]][0]])[0]
+            try:
+                self._wait(address, dict(calls)[address].result, what)
+            except DistributedError:
+                raise
+            except GraphcError as err:  # raised by the worker's own code (e.g. a peer it could not reach)
+                raise DistributedError(f"worker {address} failed while {what}: {err}") from None
+        return [call.result() for _, call in calls]
+
+    def _abort(self, pending, culprit):
+        """Wake the workers still in the epoch (waiting for a gradient that will not come), and let them end."""
+        for _, (address, call) in pending.items():
+            if address != culprit and not call.done():
+                try:
+                    next(actor for a, actor, _ in self._actors if a == address).abort(f"worker {culprit} failed")
+                except Exception:  # noqa: BLE001 -- a worker that is gone cannot be woken
+                    pass
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not all(call.done() for _, (_, call) in pending.items()):
+            time.sleep(0.01)
+
+    def _trainable(self):
+        held = self.step.params
+        return {name: held[name] for name in self.model.trainable()}
 
     def _local_round(self, batches, sums):
         start = time.perf_counter()
@@ -252,16 +276,18 @@ class DataParallelTrainer(Trainer):
         tick = time.perf_counter()
         self.step.compiled.hold(averaged)  # the client's optimizer slots are unused in local SGD
         self.step.steps += len(batches)
-        self._count(start, tick, results, params)
+        self._count(start, tick, results, params, len(batches))
         sums["n"] += total
         sums["loss"] += sum(r[1] for r in results)
         if results[0][2] is not None:
             sums["accuracy"] = sums.get("accuracy", 0.0) + sum(r[2] for r in results)
 
-    def _count(self, start, tick, results, params):
-        """Per round trip: the client's wall time, the slowest worker's wall and CPU time, the update, bytes."""
+    def _count(self, start, tick, results, params, steps):
+        """Per local-SGD round trip: the client's wall time, the slowest worker's wall and CPU time, the
+        update, and the bytes (parameters out and back, through the client)."""
         t = self.timing
-        t["steps"] += 1
+        t["steps"] += steps
+        t["round_trips"] += 1
         t["step_s"] += time.perf_counter() - start
         t["worker_s"] += max(r[4] for r in results)
         t["worker_cpu_s"] += max(r[5] for r in results)
@@ -273,6 +299,33 @@ class DataParallelTrainer(Trainer):
         self.history.append(metrics)
         self.optimizer.epoch_end(self.epoch, metrics)
         return False
+
+
+async def _until_all_done_or_one_failed(calls):
+    """Runs on the client's event loop: returns when every actor call is done, or one has failed."""
+    import asyncio
+
+    async def outcome(call):
+        await call
+    tasks = [asyncio.ensure_future(outcome(call)) for call in calls]
+    await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+    for task in tasks:
+        if task.done():
+            task.exception()  # retrieved: the error is read again from the call itself
+        else:
+            task.cancel()
+
+
+def _failed(call, kind=Exception):
+    """Whether a finished actor call raised (an exception of `kind`).  No timeout: with 0,
+    Dask's sync would time out before even a finished call's result is read."""
+    try:
+        call.result()
+    except kind:
+        return True
+    except Exception:  # noqa: BLE001 -- another kind of failure
+        return False
+    return False
 
 
 def fit(client, model, X, y, optimizer, epochs, seed=0, backend="numba", workers=None, cache_dir=None,

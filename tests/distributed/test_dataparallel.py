@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 import graphc.distributed as gd
-from graphc.errors import GraphcError
+from graphc.errors import GraphcError, NumericError
 from graphc.train import SGD, BatchNorm, Dense, Model, Trainer
 from graphc.distributed.shards import layout
 from tests.distributed.conftest import kill_worker, ready, tiny_data, tiny_model
@@ -30,6 +30,19 @@ def test_data_parallel_equals_single_process(client, shared_cache, batch_size):
     assert dp.timing["steps"] == 3 * (3 if batch_size else 1)
 
 
+def test_a_non_finite_loss_stops_every_worker_before_that_step(client, shared_cache):
+    X, y = tiny_data()
+    huge = 1e308  # one step at this rate, and step 2's loss overflows (single-process: 1.26, then inf)
+    dp = gd.DataParallelTrainer(ready(client), tiny_model(), SGD(lr=huge), seed=0, cache_dir=shared_cache)
+    with pytest.raises(NumericError, match=r"loss became (inf|nan) at step 2 \(epoch 1, batch 2\).*from before that"):
+        dp.fit(X, y, epochs=2, batch_size=32)
+    assert dp.step.steps == 1 and dp.epoch == 0
+    one_step = Trainer(tiny_model(), SGD(lr=huge), seed=0)
+    one_step.step({"X": X[:32], "y": y[:32]})
+    for name, value in one_step.params.items():  # ~1e307 after that step: compared relatively
+        np.testing.assert_allclose(dp.params[name], value, rtol=1e-12, atol=1e-12, err_msg=name)
+
+
 def test_checkpoint_resume_after_a_lost_worker(client, shared_cache, tmp_path):
     X, y = tiny_data()
     path = str(tmp_path / "dp.npz")
@@ -46,10 +59,12 @@ def test_checkpoint_resume_after_a_lost_worker(client, shared_cache, tmp_path):
     doomed = dp_trainer(client, shared_cache)
     with pytest.raises(gd.DistributedError) as err:
         doomed.fit(X, y, epochs=4, batch_size=32, checkpoint=path, callback=kill_after_epoch_2)
-    assert str(err.value).startswith(f"worker {killed[0]} was lost while computing the gradient for step 7 "
-                                     "(epoch 3, batch 1)"), str(err.value)
+    assert str(err.value).startswith(f"worker {killed[0]} was lost while training epoch 3 (steps 7 to 9)"), \
+        str(err.value)
     assert "resume=True" in str(err.value)
-    assert doomed.epoch == 2  # it stopped: no step was taken with a missing shard's gradient
+    # It stopped: the survivor, already waiting for the lost worker's step-7 gradient, was woken and
+    # ended; the trainer keeps the state of epoch 2 (no step taken with a missing shard's gradient).
+    assert doomed.epoch == 2 and doomed.step.steps == 6
     ready(client, gone=killed)
     resumed = dp_trainer(client, shared_cache)  # a fresh process would do the same: state comes from the file
     resumed.fit(X, y, epochs=4, batch_size=32, checkpoint=path, resume=True)
@@ -81,7 +96,7 @@ def test_local_sgd_averages_parameters_every_h_steps(client, shared_cache):
             params = {k: new[0][k] * 0.5 + new[1][k] * 0.5 for k in params}
     for name in params:
         np.testing.assert_allclose(dp.params[name], params[name], rtol=0, atol=1e-12, err_msg=name)
-    assert dp.timing["steps"] == 2 * 2  # round trips: one per 2 steps
+    assert dp.timing["round_trips"] == 2 * 2 and dp.timing["steps"] == 2 * 4  # one round trip per 2 steps
 
 
 def test_batch_norm_is_refused_clearly(client):
