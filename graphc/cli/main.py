@@ -11,6 +11,7 @@ import argparse
 import os
 import sys
 
+from graphc.cli import cache
 from graphc.cli.inputs import UsageError, load_model
 
 from graphc.backends import BACKENDS  # python, numba, cuda
@@ -173,6 +174,7 @@ def make_parser():
          "graphc render --python examples/lecture_graph.py -o lecture.svg",
          "graphc check --python examples/lecture_graph.py",
          "graphc save --python examples/lecture_graph.py -o lecture.json", "graphc render lecture.json",
+         "graphc cache info",
          "graphc SUBCOMMAND --help"]))
     p.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
     common = argparse.ArgumentParser(add_help=False)  # so --debug also works after the subcommand
@@ -308,6 +310,8 @@ def _add_save(sub, common):
     s.add_argument("--loss", help="with --grad: the output to differentiate (default: the only output)")
     s.add_argument("--wrt", help="with --grad: comma-separated names (default: params, else float inputs)")
     s.set_defaults(fn=cmd_save)
+
+    cache.add_parser(sub, common, _fmt)
 
 
 def main(argv=None):

@@ -157,3 +157,48 @@ def _constants_key(constants):
         v = np.ascontiguousarray(v)
         parts += [k, v.dtype.str, v.shape, hashlib.sha256(v.tobytes()).hexdigest()]
     return parts
+
+
+# ----- what `graphc cache info` and `graphc cache clear` show and empty ---------------------
+def _graphc_files(folder):
+    """What graphc wrote in one backend folder: its modules, their compiled files (Python's
+    .pyc, numba's index and data) and leftover temporaries.  Nothing else is ever counted
+    or deleted, so a GRAPHC_CACHE_DIR pointed at a shared folder loses only graphc's files."""
+    found = [p for p in folder.glob("graphc_*") if p.is_file()]
+    pycache = folder / "__pycache__"
+    if pycache.is_dir():
+        found += [p for p in pycache.glob("graphc_*") if p.is_file()]
+    return found
+
+
+def _backend_folders(root):
+    return sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")) if root.is_dir() else []
+
+
+def cache_report():
+    """{folder name: {"modules", "compiled", "bytes"}} for each backend folder of the cache."""
+    report = {}
+    for folder in _backend_folders(cache_dir()):
+        files = _graphc_files(folder)
+        if files:
+            modules = sum(1 for p in files if p.parent == folder and p.suffix == ".py")
+            report[folder.name] = {"modules": modules, "compiled": len(files) - modules,
+                                   "bytes": sum(p.stat().st_size for p in files)}
+    return report
+
+
+def clear_cache(backend=None):
+    """Delete graphc's files from the cache (one backend's folder, or all); returns
+    (files, bytes) deleted.  Always safe: modules are rewritten and kernels recompiled on demand."""
+    folders = [f for f in _backend_folders(cache_dir()) if backend is None or f.name == backend]
+    count = size = 0
+    for folder in folders:
+        for path in _graphc_files(folder):
+            with contextlib.suppress(OSError):
+                size += path.stat().st_size
+                path.unlink()
+                count += 1
+        for empty in (folder / "__pycache__", folder):
+            with contextlib.suppress(OSError):
+                empty.rmdir()  # only when nothing else is left in it
+    return count, size
