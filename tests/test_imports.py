@@ -1,6 +1,7 @@
-"""What importing graphc loads.  SymPy and scipy.special are imported only where
-they are used (verify, exact renders, user ops, special functions), so neither
-`import graphc` nor a training step of built-in ops pays for them.  Each check
+"""What importing graphc loads.  SymPy, scipy.special and numba are imported only where
+they are used (verify, exact renders, user ops, special functions; a numba or CUDA
+function being built), so neither `import graphc` nor a training step of built-in ops
+on the python backend pays for them (emitting numba source does not need numba).  Each check
 runs in a fresh interpreter, since this test process has imported both already."""
 import json
 import subprocess
@@ -8,7 +9,7 @@ import sys
 
 import pytest
 
-LAZY = ("sympy", "scipy.special")
+LAZY = ("sympy", "scipy.special", "numba")  # numba: only when a numba or CUDA function is built
 
 
 def _loaded_after(code):
@@ -19,7 +20,7 @@ def _loaded_after(code):
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def test_import_graphc_loads_neither_sympy_nor_scipy_special():
+def test_import_graphc_loads_no_lazy_module():
     assert _loaded_after("import graphc, graphc.train, graphc.backends.numba_cpu.emit") == []
 
 
@@ -43,7 +44,7 @@ assert np.isfinite(out["loss"])
 """
 
 
-def test_training_step_of_builtin_ops_loads_neither():
+def test_training_step_of_builtin_ops_loads_no_lazy_module():
     """Build, differentiate, optimize, emit (numba source) and run (python backend) a step."""
     assert _loaded_after(STEP) == []
 
@@ -52,6 +53,8 @@ def test_training_step_of_builtin_ops_loads_neither():
     ("import graphc.check.verify; graphc.check.verify.prove_op('exp')", "sympy"),
     ("import numpy as np; from graphc.ir.ops import get; get('erf').numpy_impl(np.zeros(2))", "scipy.special"),
     ("import graphc as gc; gc.define_elementwise('sq', lambda x: x * x)", "sympy"),
+    ("import numpy as np, graphc as gc; b = gc.Builder('g'); x = b.input('x', (2,)); "
+     "gc.compile(b.output(y=x * 2.0), backend='numba')(x=np.ones(2))", "numba"),
 ])
 def test_used_where_needed(code, loaded):
     assert loaded in _loaded_after(code)
