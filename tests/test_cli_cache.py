@@ -76,3 +76,10 @@ def test_info_on_an_empty_or_missing_cache(capsys, tmp_path, monkeypatch):
     assert capsys.readouterr().out.splitlines()[-1] == "empty"
     assert main(["cache", "clear"]) == 0
     assert "removed 0 files" in capsys.readouterr().out
+
+
+def test_an_unknown_backend_is_a_usage_error(capsys):
+    import pytest
+    with pytest.raises(SystemExit) as exit_:
+        main(["cache", "clear", "--backend", "nosuch"])
+    assert exit_.value.code == 2 and "invalid choice: 'nosuch'" in capsys.readouterr().err

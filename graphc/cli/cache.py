@@ -1,4 +1,5 @@
 """`graphc cache info` and `graphc cache clear`: what the compile cache holds, and emptying it."""
+from graphc.backends import BACKENDS
 from graphc.runtime.cache import cache_dir, cache_report, clear_cache
 
 
@@ -15,7 +16,7 @@ def cmd_cache(args):
         what = f"the {args.backend} folder of " if args.backend else ""
         print(f"removed {files} files ({human_size(size)}) from {what}{cache_dir()}")
         return 0
-    report = cache_report()
+    report = {k: v for k, v in cache_report().items() if args.backend in (None, k)}
     print(f"graphc cache: {cache_dir()} (GRAPHC_CACHE_DIR, else XDG_CACHE_HOME/graphc, else ~/.cache/graphc)")
     if not report:
         print("empty")
@@ -36,5 +37,5 @@ def add_parser(sub, common, fmt):
         "recompiled on demand.",
         ["graphc cache info", "graphc cache clear", "graphc cache clear --backend numba"]))
     c.add_argument("action", choices=["info", "clear"])
-    c.add_argument("--backend", help="with clear: only this backend's folder (python, numba, cuda)")
+    c.add_argument("--backend", choices=sorted(BACKENDS), help="only this backend's folder")
     c.set_defaults(fn=cmd_cache)
