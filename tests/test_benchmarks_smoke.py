@@ -53,3 +53,25 @@ def test_bench_fit_runs_and_reports_each_peer(tmp_path):
     assert "unavailable" in peers["torch"]
     assert "graphc `Trainer.fit`" in p.stdout and "NumPy by hand" in p.stdout
     assert "| PyTorch eager | unavailable |" in p.stdout
+
+
+def test_first_loss_children_report_the_numpy_peers_first_loss(tmp_path):
+    """benchmarks/first_loss.py's child mode (one new process per peer): graphc's python
+    tier reports the same first loss as the NumPy-by-hand peer, and every phase it times."""
+    import json
+    import os
+    import subprocess
+    import time
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "first_loss.py"
+    env = {**os.environ, "GRAPHC_CACHE_DIR": str(tmp_path)}
+    reports = {}
+    for peer in ("numpy", "graphc-python"):
+        done = subprocess.run([sys.executable, str(script), "--child", peer, "--workload", "spiral",
+                               "--t0", repr(time.time())], capture_output=True, text=True, env=env, timeout=300)
+        assert done.returncode == 0, done.stderr
+        reports[peer] = json.loads(done.stdout.strip().splitlines()[-1])
+    np.testing.assert_allclose(reports["graphc-python"]["loss"], reports["numpy"]["loss"], rtol=1e-5)
+    for r in reports.values():
+        phases = [r[k] for k in ("interpreter", "imports", "data", "setup", "first_step")]
+        assert all(x >= 0 for x in phases) and r["since_start"] >= sum(phases) - 1e-3
