@@ -45,6 +45,9 @@ class _Forward(types.ModuleType):
     """A module whose attributes are those of the module at its new path."""
 
     def __getattr__(self, name):
+        if name == "__all__":  # `from graphc.ops import *` gets what the new module exports
+            target = importlib.import_module(OLD_PATHS[self.__name__])
+            return list(getattr(target, "__all__", [n for n in dir(target) if not n.startswith("_")]))
         if name.startswith("__") and name.endswith("__"):
             raise AttributeError(name)  # the import machinery probes dunders: answer as a plain module
         target = importlib.import_module(OLD_PATHS[self.__name__])

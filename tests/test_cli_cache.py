@@ -83,3 +83,19 @@ def test_an_unknown_backend_is_a_usage_error(capsys):
     with pytest.raises(SystemExit) as exit_:
         main(["cache", "clear", "--backend", "nosuch"])
     assert exit_.value.code == 2 and "invalid choice: 'nosuch'" in capsys.readouterr().err
+
+
+def test_clear_never_follows_a_link_out_of_the_cache(capsys, tmp_path):
+    elsewhere = tmp_path / "elsewhere"
+    (elsewhere / "__pycache__").mkdir(parents=True)
+    precious = [elsewhere / "graphc_precious.py", elsewhere / "__pycache__" / "graphc_precious.k.nbi"]
+    for p in precious:
+        p.write_text("not the cache's")
+    root = cache_dir()
+    (root / "python").mkdir(parents=True, exist_ok=True)
+    (root / "numba").symlink_to(elsewhere)  # a backend folder that is a link
+    (root / "python" / "__pycache__").symlink_to(elsewhere / "__pycache__")  # a __pycache__ that is a link
+    assert main(["cache", "clear"]) == 0
+    assert all(p.exists() for p in precious)
+    assert main(["cache", "info"]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == "empty"

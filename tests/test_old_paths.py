@@ -63,3 +63,9 @@ def test_an_unknown_name_on_an_old_path_says_where_it_looked():
 def test_old_paths_do_not_shadow_real_modules():
     probe = "import graphc.ir, graphc.runtime, graphc.cli\nprint(type(graphc.ir).__name__, graphc.ir.__file__ is not None)"
     assert _run(probe).split() == ["module", "True"]
+
+
+def test_star_import_from_an_old_path_gives_the_new_modules_exports():
+    out = _run("from graphc.ops import *\nfrom graphc.ir.ops import __all__ as new\n"
+               "names = dir()\nprint(all(n in names for n in new), len(new) > 0)")
+    assert out.split() == ["True", "True"]

@@ -166,13 +166,16 @@ def _graphc_files(folder):
     or deleted, so a GRAPHC_CACHE_DIR pointed at a shared folder loses only graphc's files."""
     found = [p for p in folder.glob("graphc_*") if p.is_file()]
     pycache = folder / "__pycache__"
-    if pycache.is_dir():
+    if pycache.is_dir() and not pycache.is_symlink():
         found += [p for p in pycache.glob("graphc_*") if p.is_file()]
     return found
 
 
 def _backend_folders(root):
-    return sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")) if root.is_dir() else []
+    """The cache's backend folders; a link is never followed, so clearing cannot reach outside the cache."""
+    if not root.is_dir():
+        return []
+    return sorted(p for p in root.iterdir() if p.is_dir() and not p.is_symlink() and not p.name.startswith("."))
 
 
 def cache_report():
